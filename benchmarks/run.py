@@ -1,0 +1,161 @@
+"""Side-by-side benchmark, one run on one machine (ratios, not absolute numbers, are the point).
+
+    python benchmarks/run.py            # both brokers, full sizes (~20 min on 2 cores)
+    python benchmarks/run.py --smoke    # tiny sizes: proves every part works (CI)
+
+Per broker (Redis, RabbitMQ), in a fresh database `racefree_bench`:
+1. the physical floor: raw psycopg clients running the single-row conditional UPDATE on one
+   hot row (as pgbench would), for 1, 2 and 4 clients;
+2. a no-op Celery task drained by the same number of workers;
+3. every `manage.py stress` strategy on the same hot-key quota workload and on a tag workload;
+4. the drain alone: N pending requests on one hot quota applied by one partition worker, with
+   the worker's memory sampled throughout.
+Plus (Redis) throughput by number of workers, and coalesced latency at half its peak rate.
+
+Prints a table with throughput, p99 latency and ratios (strategy / raw floor, / no-op Celery,
+/ lock), writes JSON to benchmarks/results/, PNG charts and the results section of
+docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: make the project importable
+BROKERS = {
+    "redis": "redis://127.0.0.1:6379/2",
+    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//",
+}
+BENCH_DB = "racefree_bench"
+SIZES = {
+    "full": {
+        "raw_seconds": 5,
+        "noop": 6000,
+        "requests": 4000,
+        "drain": 100_000,
+        "sweep": (1, 2, 4),
+        "batch": 100,
+        "scenarios": ("quota", "tags"),
+    },
+    # Proves every part works in about a minute (CI): no sweep, the quota scenario only.
+    "smoke": {
+        "raw_seconds": 1,
+        "noop": 200,
+        "requests": 200,
+        "drain": 2000,
+        "sweep": (),
+        "batch": 20,
+        "scenarios": ("quota",),
+    },
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, to prove it works")
+    parser.add_argument("--brokers", default="redis,rabbitmq")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--producers", type=int, default=4)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument(
+        "--docs",
+        action="store_true",
+        help="write charts and the results section of docs/BENCHMARKS.md",
+    )
+    parser.add_argument("--one-broker", help=argparse.SUPPRESS)  # internal: child run
+    args = parser.parse_args()
+    if args.one_broker:
+        _setup_django(args.one_broker)
+        from benchmarks import measure
+
+        result = measure.run_all(
+            broker=args.one_broker,
+            sizes=SIZES["smoke" if args.smoke else "full"],
+            workers=args.workers,
+            producers=args.producers,
+            sweep=args.one_broker == "redis"
+            and bool(SIZES["smoke" if args.smoke else "full"]["sweep"]),
+        )
+        print(json.dumps(result))
+        return
+
+    results = {
+        "machine": _machine(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "smoke": args.smoke,
+        "brokers": {},
+    }
+    for broker in args.brokers.split(","):
+        print(f"== {broker} ==", file=sys.stderr, flush=True)
+        command = [
+            sys.executable,
+            str(Path(__file__)),
+            "--one-broker",
+            broker,
+            "--workers",
+            str(args.workers),
+            "--producers",
+            str(args.producers),
+        ]
+        if args.smoke:
+            command.append("--smoke")
+        child = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        if child.returncode != 0:
+            sys.exit(f"the {broker} run failed")
+        results["brokers"][broker] = json.loads(child.stdout.strip().splitlines()[-1])
+
+    from benchmarks import report
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = "smoke.json" if args.smoke else "latest.json"
+    (out / name).write_text(json.dumps(results, indent=2))
+    print(report.table(results))
+    if args.docs:
+        report.charts(results, ROOT / "docs")
+        report.markdown(results, ROOT / "docs" / "BENCHMARKS.md")
+    failed = report.failed_invariants(results)
+    if failed:
+        sys.exit(f"invariants broken in: {failed}")
+
+
+def _setup_django(broker: str) -> None:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "project.settings.local"
+    os.environ["CELERY_BROKER_URL"] = BROKERS[broker]
+    os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/3"
+    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import psycopg
+
+    with psycopg.connect(
+        host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True
+    ) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone():
+            conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def _machine() -> dict[str, object]:
+    import platform
+
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""Domain errors raised by services; the API maps them to 4xx answers with a JSON reason."""
+
+
+class DomainError(Exception):
+    """A request the domain refuses. `code` is stable and machine-readable."""
+
+    code = "invalid"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ObjectNotFound(DomainError):
+    code = "not_found"
+
+
+class InvalidInput(DomainError):
+    code = "invalid"
+
+
+class Conflict(DomainError):
+    code = "conflict"

@@ -1,0 +1,20 @@
+"""Test settings: real PostgreSQL and Redis, isolated Redis databases, fast password hashing."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+SECRET_KEY = "insecure-test-key"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# The tests own Redis databases 14 (broker) and 15 (cache, leases): they flush them freely.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/14")
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/15")
+CACHES["default"]["LOCATION"] = REDIS_URL  # noqa: F405
+PARTITION_LEASE_TTL = env.float("PARTITION_LEASE_TTL", default=2.0)
+RECONCILE_INTERVAL = env.float("RECONCILE_INTERVAL", default=0.5)
+RECONCILE_AFTER = env.float("RECONCILE_AFTER", default=2.0)
+RECONCILE_FORCE_AFTER = env.float("RECONCILE_FORCE_AFTER", default=10.0)
+WHITENOISE_USE_FINDERS = True
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

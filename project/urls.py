@@ -1,0 +1,38 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from project.views import healthz
+from quotas.api import QuotaConsumeView, QuotaDetailView, QuotaListView, QuotaRefillView
+from tagging.api import ImageDetailView, ImageListView, ImageTagsAddView, ImageTagsRemoveView
+from writes.api import WriteRequestDetailView
+
+api = [
+    path("images/", ImageListView.as_view(), name="image-list"),
+    path("images/<int:image_id>/", ImageDetailView.as_view(), name="image-detail"),
+    path("images/<int:image_id>/tags/", ImageTagsAddView.as_view(), name="image-tags-add"),
+    path(
+        "images/<int:image_id>/tags/remove/",
+        ImageTagsRemoveView.as_view(),
+        name="image-tags-remove",
+    ),
+    path("quotas/", QuotaListView.as_view(), name="quota-list"),
+    path("quotas/<int:quota_id>/", QuotaDetailView.as_view(), name="quota-detail"),
+    path("quotas/<int:quota_id>/consume/", QuotaConsumeView.as_view(), name="quota-consume"),
+    path("quotas/<int:quota_id>/refill/", QuotaRefillView.as_view(), name="quota-refill"),
+    path(
+        "requests/<str:request_id>/", WriteRequestDetailView.as_view(), name="write-request-detail"
+    ),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
+
+urlpatterns = [
+    path("api/", include(api)),
+    path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+]
+
+handler400 = "project.views.bad_request"
+handler404 = "project.views.not_found"
+handler500 = "project.views.server_error"

@@ -1,0 +1,156 @@
+"""Quotas over HTTP. Views validate, check access and enqueue; nothing here touches
+`remaining`: the partition workers do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from project.permissions import HasModelPermission, owner_or_perm
+from project.throttling import WriteRateThrottle
+from quotas.models import Quota
+from quotas.services import KIND_CONSUME, KIND_REFILL, MAX_AMOUNT, MAX_LIMIT, quota_create
+from writes.api import (
+    ERRORS,
+    WAIT_PARAMETER,
+    WRITE_RESPONSES,
+    RequestIdField,
+    accepted_response,
+    wait_seconds,
+)
+from writes.services import write_request_accept
+
+
+class QuotaSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    limit = serializers.IntegerField(min_value=0, max_value=MAX_LIMIT)
+    remaining = serializers.IntegerField(read_only=True)
+    object = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text='the guarded object as "app_label.model:pk", e.g. "tagging.image:42"',
+    )
+
+    def validate_object(self, value: str | None) -> Any:
+        if value is None:
+            return None
+        label, sep, pk = value.partition(":")
+        if not sep or not pk or label not in settings.QUOTA_GUARDED_MODELS:
+            allowed = ", ".join(settings.QUOTA_GUARDED_MODELS)
+            raise ValidationError(f'expected "app_label.model:pk" with a model among: {allowed}')
+        model = apps.get_model(label)
+        try:
+            return model.objects.get(pk=pk)
+        except (model.DoesNotExist, ValueError, TypeError):
+            raise ValidationError(f"{value} does not exist") from None
+
+
+class AmountSerializer(serializers.Serializer):
+    amount = serializers.IntegerField(default=1, min_value=1, max_value=MAX_AMOUNT)
+    request_id = RequestIdField()
+
+
+def _quota_data(quota: Quota) -> dict[str, Any]:
+    guarded = None
+    if quota.content_type_id is not None:
+        content_type = ContentType.objects.get_for_id(quota.content_type_id)
+        guarded = f"{content_type.app_label}.{content_type.model}:{quota.object_id}"
+    return {"id": quota.pk, "limit": quota.limit, "remaining": quota.remaining, "object": guarded}
+
+
+class QuotaListView(APIView):
+    permission_classes = [IsAuthenticated, HasModelPermission]
+    required_perm = "quotas.add_quota"
+
+    @extend_schema(
+        request=QuotaSerializer,
+        responses={201: QuotaSerializer, **ERRORS, 409: ERRORS[400]},
+        operation_id="quota_create",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = QuotaSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        quota = quota_create(
+            limit=serializer.validated_data["limit"],
+            guarded_object=serializer.validated_data.get("object"),
+            owner=request.user,
+        )
+        return Response(_quota_data(quota), status=201)
+
+
+class QuotaDetailView(APIView):
+    @extend_schema(responses={200: QuotaSerializer, **ERRORS}, operation_id="quota_get")
+    def get(self, request: Request, quota_id: int) -> Response:
+        quota = get_object_or_404(Quota, pk=quota_id)
+        if not owner_or_perm(request.user, quota, "quotas.view_quota"):
+            raise PermissionDenied("you may not see this quota")
+        return Response(_quota_data(quota))
+
+
+class _QuotaWriteView(APIView):
+    kind = ""
+    # A consumption larger than the limit can never be granted: refuse it up front. A refill
+    # larger than the limit is just capped at it.
+    amount_within_limit = True
+    throttle_classes = [WriteRateThrottle]
+
+    def post(self, request: Request, quota_id: int) -> Response:
+        wait = wait_seconds(request)
+        quota = get_object_or_404(Quota, pk=quota_id)
+        if not owner_or_perm(request.user, quota, "quotas.consume_quota"):
+            raise PermissionDenied("you may not use this quota")
+        serializer = AmountSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        amount = serializer.validated_data["amount"]
+        if self.amount_within_limit and amount > quota.limit:
+            raise ValidationError({"amount": [f"exceeds the quota's limit of {quota.limit}"]})
+        acceptance = write_request_accept(
+            kind=self.kind,
+            object_id=quota.pk,
+            payload={"amount": amount},
+            request_id=serializer.validated_data.get("request_id"),
+            requested_by=request.user,
+        )
+        return accepted_response(request, acceptance, wait)
+
+
+class QuotaConsumeView(_QuotaWriteView):
+    """Consume from a quota: granted while enough remains, else refused (see the status)."""
+
+    kind = KIND_CONSUME
+
+    @extend_schema(
+        request=AmountSerializer,
+        responses=WRITE_RESPONSES,
+        parameters=[WAIT_PARAMETER],
+        operation_id="quota_consume",
+    )
+    def post(self, request: Request, quota_id: int) -> Response:
+        return super().post(request, quota_id)
+
+
+class QuotaRefillView(_QuotaWriteView):
+    """Give units back to a quota, never above its limit."""
+
+    kind = KIND_REFILL
+    amount_within_limit = False
+
+    @extend_schema(
+        request=AmountSerializer,
+        responses=WRITE_RESPONSES,
+        parameters=[WAIT_PARAMETER],
+        operation_id="quota_refill",
+    )
+    def post(self, request: Request, quota_id: int) -> Response:
+        return super().post(request, quota_id)

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Set up everything the project needs on this machine, idempotently:
+#   a Python 3.11 virtualenv with the pinned dependencies, PostgreSQL / Redis / RabbitMQ
+#   started if installed but down, the database created and migrated.
+# Sourced by demo.sh and test.sh; safe to run on its own.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+die() { printf '\033[31mERROR: %s\033[0m\n' "$*" >&2; exit 1; }
+
+# --- Python -------------------------------------------------------------------------------
+PYTHON=""
+for candidate in python3.11 python3; do
+  if command -v "$candidate" >/dev/null 2>&1 &&
+     "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+    PYTHON=$candidate; break
+  fi
+done
+[ -n "$PYTHON" ] || die "Python 3.11 is required (Django 5.2 LTS; see README)."
+
+if [ ! -x .venv/bin/python ]; then
+  say "Creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  say "Installing pinned dependencies (pyproject.toml)"
+  mkdir -p var
+  if ! { .venv/bin/python -m pip install --upgrade pip &&
+         .venv/bin/python -m pip install -e ".[dev]"; } > var/pip-install.log 2>&1; then
+    tail -n 40 var/pip-install.log
+    die "pip install failed (full log: var/pip-install.log)"
+  fi
+  rm -f .venv/.installed-* && touch "$stamp"
+fi
+export PATH="$PWD/.venv/bin:$PATH"
+
+# --- Services -------------------------------------------------------------------------------
+port_open() { .venv/bin/python - "$1" <<'PY'
+import socket, sys
+s = socket.socket(); s.settimeout(1)
+sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)
+PY
+}
+wait_port() { for _ in $(seq 1 60); do port_open "$1" && return 0; sleep 0.5; done; return 1; }
+
+if ! port_open 5432; then
+  if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+    say "Starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+    wait_port 5432 || die "PostgreSQL did not start"
+  else
+    echo "PostgreSQL is not reachable on 127.0.0.1:5432 and not installed here."
+  fi
+fi
+if ! port_open 6379; then
+  if command -v redis-server >/dev/null 2>&1; then
+    say "Starting Redis"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+      --dir /tmp >/dev/null
+    wait_port 6379 || die "Redis did not start"
+  else
+    echo "Redis is not reachable on 127.0.0.1:6379 and not installed here."
+  fi
+fi
+if [ "${NEED_RABBITMQ:-0}" = 1 ] && ! port_open 5672; then
+  if command -v rabbitmq-server >/dev/null 2>&1; then
+    say "Starting RabbitMQ"
+    rabbitmq-server -detached >/dev/null 2>&1 || true
+    wait_port 5672 || die "RabbitMQ did not start"
+  fi
+fi
+
+# --- Database -------------------------------------------------------------------------------
+if port_open 5432; then
+  .venv/bin/python - <<'PY'
+import os, psycopg
+from urllib.parse import urlparse
+url = urlparse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/racefree"))
+name = url.path.lstrip("/")
+with psycopg.connect(host=url.hostname, port=url.port or 5432, user=url.username or "postgres",
+                     password=url.password, dbname="postgres", autocommit=True) as conn:
+    if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+        conn.execute(f'CREATE DATABASE "{name}"')
+        print(f"==> Created database {name}")
+PY
+fi

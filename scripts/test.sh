@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Set up, then run every check: ruff, Django's deploy checks, the whole pytest suite
+# (real PostgreSQL, Redis, RabbitMQ and Celery worker processes). Extra args go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export NEED_RABBITMQ=1
+source scripts/setup.sh
+
+say "ruff"
+ruff check .
+ruff format --check .
+
+say "pip-audit (known vulnerabilities in the pinned dependencies)"
+mkdir -p var
+set +e
+pip-audit --progress-spinner off --skip-editable > var/pip-audit.txt 2>&1
+audit=$?
+set -e
+if [ $audit -ne 0 ]; then
+  cat var/pip-audit.txt
+  die "pip-audit found vulnerable dependencies (see above)"
+fi
+skipped=$(grep -c "could not be audited" var/pip-audit.txt || true)
+if [ "$skipped" -gt 0 ]; then
+  printf '\033[33mWARNING: %s dependencies could not be audited: no vulnerability database is reachable from this machine (see var/pip-audit.txt).\033[0m\n' "$skipped"
+else
+  echo "no known vulnerabilities"
+fi
+
+say "manage.py check --deploy (production settings)"
+SECRET_KEY="check-only-$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')" \
+DJANGO_SETTINGS_MODULE=project.settings.production \
+  python manage.py check --deploy --fail-level WARNING
+
+started=$(date +%s)
+say "pytest (Redis broker)"
+python -m pytest "$@"
+if [ $# -eq 0 ]; then
+  say "pytest: the partition tests again with the RabbitMQ broker"
+  CELERY_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// python -m pytest tests/e2e/test_partitions.py \
+    -k "rabbitmq or (4000 and message) or twice or bypassed"
+fi
+say "all checks passed in $(( $(date +%s) - started ))s"

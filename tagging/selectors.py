@@ -1,0 +1,8 @@
+"""Reads of images and tags."""
+
+from tagging.models import ImageTag
+
+
+def image_tag_names(*, image_id: int) -> list[str]:
+    """The names of an image's tags, sorted."""
+    return sorted(ImageTag.objects.filter(image_id=image_id).values_list("tag__name", flat=True))

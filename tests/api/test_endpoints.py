@@ -1,0 +1,252 @@
+"""Every endpoint and every error, against a live gunicorn with real partition workers."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from quotas.models import QuotaLedgerEntry
+from writes.models import WriteRequest
+
+pytestmark = pytest.mark.e2e
+
+
+def create_image(api, title="sunset", as_="writer"):
+    response = api.post("/api/images/", {"title": title}, as_=as_)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def create_quota(api, limit=10, as_="writer", **extra):
+    response = api.post("/api/quotas/", {"limit": limit, **extra}, as_=as_)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def assert_error(response, status, text=None):
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = response.json()
+    if text is not None:
+        assert text in str(body), body
+    return body
+
+
+# --- images and tags --------------------------------------------------------------------------
+
+
+def test_image_create_and_get(api):
+    image = create_image(api, "  sunset ")
+    assert image == {"id": image["id"], "title": "sunset", "tags": []}
+    assert api.get(f"/api/images/{image['id']}/").json() == image
+
+
+def test_tags_are_added_by_the_workers_and_wait_returns_the_outcome(api):
+    image = create_image(api)
+    response = api.post(f"/api/images/{image['id']}/tags/?wait=10", {"tags": ["Cat ", "dog"]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["state"] == "applied"
+    assert body["result"] == {"added": ["cat", "dog"], "already": []}
+    assert api.get(f"/api/images/{image['id']}/").json()["tags"] == ["cat", "dog"]
+
+    again = api.post(f"/api/images/{image['id']}/tags/?wait=10", {"tags": ["CAT", "bird"]})
+    assert again.json()["result"] == {"added": ["bird"], "already": ["cat"]}
+    removed = api.post(f"/api/images/{image['id']}/tags/remove/?wait=10", {"tags": ["dog"]})
+    assert removed.json()["result"] == {"removed": ["dog"], "absent": []}
+    assert api.get(f"/api/images/{image['id']}/").json()["tags"] == ["bird", "cat"]
+
+
+def test_tag_write_answers_202_with_where_to_follow_it(api):
+    image = create_image(api)
+    response = api.post(f"/api/images/{image['id']}/tags/", {"tags": ["cat"], "request_id": "t-1"})
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert set(body) == {"request_id", "task_id", "status_url", "state"}
+    assert body["request_id"] == "t-1"
+    assert body["status_url"] == api.url("/api/requests/t-1/")
+    status = requests.get(
+        body["status_url"], headers=api.users["writer"].headers, params={}, timeout=10
+    ).json()
+    assert status["request_id"] == "t-1" and status["object"] == f"tagging.image:{image['id']}"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"tags": []}, "tags"),
+        ({"tags": [f"t{i}" for i in range(51)]}, "tags"),
+        ({"tags": ["ok", ""]}, "empty"),
+        ({"tags": ["x" * 65]}, "64"),
+        ({"tags": ["bad\u0007name"]}, "control"),
+        ({"tags": ["bad\u0000name"]}, "Null"),
+        ({"tags": "cat"}, "tags"),
+        ({"tags": [1, 2]}, "tags"),
+        ({}, "tags"),
+        ({"tags": ["cat"], "request_id": "has space"}, "request_id"),
+        ({"tags": ["cat"], "request_id": "x" * 101}, "request_id"),
+    ],
+)
+def test_bad_tag_writes_are_refused_before_anything_is_enqueued(api, body, reason):
+    image = create_image(api)
+    assert_error(api.post(f"/api/images/{image['id']}/tags/", body), 400, reason)
+    assert not WriteRequest.objects.exists()
+
+
+def test_unknown_image_is_404_before_anything_is_enqueued(api):
+    assert_error(api.get("/api/images/999999/"), 404)
+    assert_error(api.post("/api/images/999999/tags/", {"tags": ["cat"]}), 404)
+    assert not WriteRequest.objects.exists()
+
+
+def test_bad_image_create(api):
+    assert_error(api.post("/api/images/", {}), 400, "title")
+    assert_error(api.post("/api/images/", {"title": "x" * 201}), 400, "title")
+    assert_error(api.post("/api/images/", {"title": "   "}), 400)
+
+
+# --- quotas -----------------------------------------------------------------------------------
+
+
+def test_quota_create_and_get(api):
+    quota = create_quota(api, limit=5)
+    assert quota == {"id": quota["id"], "limit": 5, "remaining": 5, "object": None}
+    assert api.get(f"/api/quotas/{quota['id']}/").json() == quota
+
+
+def test_quota_guarding_an_object(api):
+    image = create_image(api)
+    quota = create_quota(api, limit=3, object=f"tagging.image:{image['id']}")
+    assert quota["object"] == f"tagging.image:{image['id']}"
+    body = assert_error(
+        api.post("/api/quotas/", {"limit": 3, "object": f"tagging.image:{image['id']}"}), 409
+    )
+    assert body["code"] == "conflict"
+    assert_error(api.post("/api/quotas/", {"limit": 3, "object": "tagging.image:999999"}), 400)
+    assert_error(api.post("/api/quotas/", {"limit": 3, "object": "auth.user:1"}), 400, "model")
+    assert_error(api.post("/api/quotas/", {"limit": 3, "object": "nonsense"}), 400)
+
+
+@pytest.mark.parametrize("limit", [-1, "ten", None, 10**16, 1.5])
+def test_bad_quota_limits(api, limit):
+    assert_error(api.post("/api/quotas/", {"limit": limit}), 400, "limit")
+
+
+def test_consume_until_refused_with_a_reason(api):
+    quota = create_quota(api, limit=2)
+    path = f"/api/quotas/{quota['id']}/consume/?wait=10"
+    first = api.post(path, {"amount": 2}).json()
+    second = api.post(path, {}).json()  # amount defaults to 1
+    assert (first["state"], first["result"]["remaining"]) == ("applied", 0)
+    assert second["state"] == "refused"
+    assert second["result"]["reason"] == "insufficient"
+    assert api.get(f"/api/quotas/{quota['id']}/").json()["remaining"] == 0
+
+
+def test_the_same_request_id_twice_is_one_request_applied_once(api):
+    quota = create_quota(api, limit=10)
+    path = f"/api/quotas/{quota['id']}/consume/"
+    first = api.post(path, {"amount": 3, "request_id": "pay-42"})
+    second = api.post(path, {"amount": 3, "request_id": "pay-42"})
+    assert first.status_code in (200, 202) and second.status_code in (200, 202)
+    assert first.json()["request_id"] == second.json()["request_id"] == "pay-42"
+    final = api.post(f"{path}?wait=10", {"amount": 3, "request_id": "pay-42"}).json()
+    assert final["state"] == "applied"
+    assert api.get(f"/api/quotas/{quota['id']}/").json()["remaining"] == 7
+    assert QuotaLedgerEntry.objects.filter(request_id="pay-42").count() == 1
+    conflict = api.post(path, {"amount": 4, "request_id": "pay-42"})
+    assert assert_error(conflict, 409)["code"] == "request_id_conflict"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"amount": 0}, "amount"),
+        ({"amount": -1}, "amount"),
+        ({"amount": 11}, "limit"),
+        ({"amount": 10**13}, "amount"),
+        ({"amount": "one"}, "amount"),
+        ({"amount": 1.5}, "amount"),
+        ({"amount": 1, "request_id": ""}, "request_id"),
+    ],
+)
+def test_bad_consumptions_are_refused_before_anything_is_enqueued(api, body, reason):
+    quota = create_quota(api, limit=10)
+    assert_error(api.post(f"/api/quotas/{quota['id']}/consume/", body), 400, reason)
+    assert not WriteRequest.objects.exists()
+
+
+def test_unknown_quota_is_404_before_anything_is_enqueued(api):
+    assert_error(api.get("/api/quotas/999999/"), 404)
+    assert_error(api.post("/api/quotas/999999/consume/", {"amount": 1}), 404)
+    assert not WriteRequest.objects.exists()
+
+
+def test_refill(api):
+    quota = create_quota(api, limit=5)
+    api.post(f"/api/quotas/{quota['id']}/consume/?wait=10", {"amount": 4})
+    response = api.post(f"/api/quotas/{quota['id']}/refill/?wait=10", {"amount": 10})
+    assert response.status_code == 200, response.text
+    refill = response.json()
+    assert refill["state"] == "applied"
+    assert (refill["result"]["delta"], refill["result"]["remaining"]) == (4, 5)
+
+
+@pytest.mark.parametrize("wait", ["abc", "-1", "11", "nan"])
+def test_bad_wait_values(api, wait):
+    quota = create_quota(api)
+    assert_error(api.post(f"/api/quotas/{quota['id']}/consume/?wait={wait}", {}), 400, "wait")
+
+
+# --- request status ---------------------------------------------------------------------------
+
+
+def test_request_status(api):
+    quota = create_quota(api)
+    accepted = api.post(f"/api/quotas/{quota['id']}/consume/?wait=10", {"request_id": "s-1"})
+    status = api.get("/api/requests/s-1/").json()
+    assert status["state"] == accepted.json()["state"] == "applied"
+    assert status["kind"] == "quotas.consume"
+    assert status["result"]["remaining"] == 9
+    assert status["finished_at"] is not None
+    assert_error(api.get("/api/requests/nope/"), 404)
+    assert_error(api.get("/api/requests/s-1/", as_="reader"), 403)
+    assert api.get("/api/requests/s-1/", as_="operator").status_code == 200
+
+
+# --- request-level errors ---------------------------------------------------------------------
+
+
+def test_malformed_requests_get_json_4xx(api):
+    quota = create_quota(api)
+    path = api.url(f"/api/quotas/{quota['id']}/consume/")
+    headers = dict(api.users["writer"].headers)
+    not_json = requests.post(
+        path, data="{nope", headers={**headers, "Content-Type": "application/json"}, timeout=10
+    )
+    assert_error(not_json, 400, "JSON")
+    form = requests.post(
+        path,
+        data="amount=1",
+        headers={**headers, "Content-Type": "application/x-www-form-urlencoded"},
+        timeout=10,
+    )
+    assert_error(form, 415)
+    huge = requests.post(
+        path,
+        data="[" + "1," * 40000 + "1]",
+        headers={**headers, "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert_error(huge, 413)
+    assert_error(api.get("/api/no-such-thing/"), 404)
+    assert not WriteRequest.objects.exists()
+
+
+def test_schema_and_docs(api):
+    schema = api.get("/api/schema/?format=json", as_=None)
+    assert schema.status_code == 200
+    assert schema.json()["openapi"].startswith("3.")
+    assert "/api/quotas/{quota_id}/consume/" in schema.json()["paths"]
+    docs = api.get("/api/docs/", as_=None)
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()

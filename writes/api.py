@@ -1,0 +1,127 @@
+"""The request log over HTTP: what an accepted write answers, and its status endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from project.permissions import owner_or_perm
+from writes.selectors import write_request_get, write_request_wait
+from writes.services import REQUEST_ID_PATTERN, REQUEST_ID_RULE, Acceptance
+
+MAX_WAIT_SECONDS = 10.0
+
+
+class RequestIdField(serializers.RegexField):
+    """An optional client idempotency key (letters, digits, . _ : -; 1-100 characters)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            REQUEST_ID_PATTERN,
+            required=False,
+            max_length=100,
+            error_messages={"invalid": REQUEST_ID_RULE},
+            help_text=f"idempotency key: {REQUEST_ID_RULE}",
+            **kwargs,
+        )
+
+
+class WriteAcceptedSerializer(serializers.Serializer):
+    request_id = serializers.CharField()
+    task_id = serializers.CharField(allow_null=True)
+    status_url = serializers.URLField()
+    state = serializers.ChoiceField(["pending", "applied", "refused", "failed"])
+    result = serializers.DictField(required=False)
+
+
+class WriteRequestSerializer(serializers.Serializer):
+    request_id = serializers.CharField()
+    kind = serializers.CharField()
+    object = serializers.CharField(source="object_key")
+    state = serializers.ChoiceField(["pending", "applied", "refused", "failed"])
+    result = serializers.DictField()
+    accepted_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+ERRORS = {
+    400: OpenApiResponse(OpenApiTypes.OBJECT, description="invalid input, with the reasons"),
+    401: OpenApiResponse(OpenApiTypes.OBJECT, description="no or bad token"),
+    403: OpenApiResponse(OpenApiTypes.OBJECT, description="not allowed"),
+    404: OpenApiResponse(OpenApiTypes.OBJECT, description="no such object"),
+}
+WRITE_ERRORS = {
+    **ERRORS,
+    409: OpenApiResponse(OpenApiTypes.OBJECT, description="request_id used for another write"),
+    413: OpenApiResponse(OpenApiTypes.OBJECT, description="body too large"),
+    415: OpenApiResponse(OpenApiTypes.OBJECT, description="not JSON"),
+    429: OpenApiResponse(OpenApiTypes.OBJECT, description="too many writes"),
+}
+WAIT_PARAMETER = OpenApiParameter(
+    "wait",
+    OpenApiTypes.NUMBER,
+    description=f"seconds (at most {MAX_WAIT_SECONDS:g}) to wait for the outcome: 200 with "
+    "the final state if known in time, else 202",
+)
+WRITE_RESPONSES = {
+    202: OpenApiResponse(WriteAcceptedSerializer, description="accepted: durable, pending"),
+    200: OpenApiResponse(WriteAcceptedSerializer, description="accepted and already final"),
+    **WRITE_ERRORS,
+}
+
+
+def wait_seconds(request: Request) -> float:
+    """The `?wait=` query parameter, validated (0 when absent)."""
+    raw = request.query_params.get("wait")
+    if raw in (None, ""):
+        return 0.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ValidationError({"wait": ["must be a number of seconds"]}) from None
+    if not 0 <= seconds <= MAX_WAIT_SECONDS:
+        raise ValidationError({"wait": [f"must be between 0 and {MAX_WAIT_SECONDS:g} seconds"]})
+    return seconds
+
+
+def accepted_response(request: Request, acceptance: Acceptance, wait: float) -> Response:
+    """202 with where to follow the request, or 200 with its outcome if final within `wait`."""
+    write = acceptance.request
+    body: dict[str, Any] = {
+        "request_id": write.request_id,
+        "task_id": acceptance.task_id,
+        "status_url": request.build_absolute_uri(
+            reverse("write-request-detail", args=[write.request_id])
+        ),
+        "state": write.state,
+    }
+    final = write if write.is_final else None
+    if final is None and wait > 0:
+        final = write_request_wait(request_id=write.request_id, timeout=wait)
+    if final is not None and final.is_final:
+        body.update(state=final.state, result=final.result)
+        return Response(body, status=200)
+    return Response(body, status=202)
+
+
+class WriteRequestDetailView(APIView):
+    """What happened to an accepted write."""
+
+    @extend_schema(responses={200: WriteRequestSerializer, **ERRORS}, operation_id="request_get")
+    def get(self, request: Request, request_id: str) -> Response:
+        write = write_request_get(request_id=request_id)
+        if write is None:
+            raise NotFound(f"no request {request_id!r}")
+        if write.requested_by_id != request.user.pk and not owner_or_perm(
+            request.user, write, "writes.view_writerequest"
+        ):
+            raise PermissionDenied("this request was made by another user")
+        return Response(WriteRequestSerializer(write).data)

@@ -1,0 +1,70 @@
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Now
+
+
+class WriteRequest(models.Model):
+    """One accepted write. Committed before the 202; the truth about what happened to it.
+
+    `id` is the acceptance order. A write is applied only while its row is `pending`, under a
+    row lock, in the same transaction that moves it to `applied`/`refused`: that is what makes
+    a redelivered or republished message harmless.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        APPLIED = "applied"
+        REFUSED = "refused"
+        FAILED = "failed"
+
+    request_id = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=40)
+    object_key = models.CharField(max_length=120)
+    partition = models.PositiveSmallIntegerField()
+    payload = models.JSONField(default=dict)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    result = models.JSONField(default=dict, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    accepted_at = models.DateTimeField(db_default=Now())
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Application order: rows applied in one transaction share a value and were applied in
+    # `id` order, so (applied_seq, id) is the order in which writes reached their objects.
+    applied_seq = models.BigIntegerField(null=True, blank=True)
+    # host:pid of the process that applied it (which partition owner did the work).
+    applied_by = models.CharField(max_length=120, blank=True, default="")
+
+    class Meta:
+        indexes = [
+            # The drain's scan: the pending requests of one partition, oldest first.
+            models.Index(
+                fields=["partition", "id"],
+                name="writes_pending_by_partition",
+                condition=models.Q(state="pending"),
+            ),
+            # A per-message task applies its object's pending requests up to its own.
+            models.Index(
+                fields=["object_key", "id"],
+                name="writes_pending_by_object",
+                condition=models.Q(state="pending"),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(state__in=["pending", "applied", "refused", "failed"]),
+                name="writes_writerequest_state_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(state="pending", finished_at__isnull=True)
+                | (~models.Q(state="pending") & models.Q(finished_at__isnull=False)),
+                name="writes_writerequest_finished_iff_not_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.kind} {self.object_key} [{self.state}]"
+
+    @property
+    def is_final(self) -> bool:
+        return self.state != self.State.PENDING

@@ -1,0 +1,452 @@
+"""Accepting, applying and draining writes through the request log.
+
+A write is applied only by locking its `pending` row (and every earlier pending row of the
+same object, in `id` order) in the transaction that applies it and marks it final. So:
+
+- a message delivered twice finds its row final and does nothing;
+- a message overtaken by a later one (a retry, a redelivery after a crash) is applied by the
+  later one first, in acceptance order, so per-object order holds whatever the broker does;
+- a lost message is harmless: the row is still pending and the reconciler wakes a drain.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.utils import timezone
+
+from project.bulk_sql import BIGINT, JSONB, TEXT, in_list, rows_cte
+from project.errors import Conflict, InvalidInput
+from workers.routing import partition_for
+from writes import publishing
+from writes.kinds import PendingWrite, WriteOutcome, object_type_for_key, object_type_for_kind
+from writes.models import WriteRequest
+
+logger = logging.getLogger(__name__)
+
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+REQUEST_ID_RULE = "1-100 characters: letters, digits and . _ : - (starting with a letter or digit)"
+# Errors worth retrying: the connection dropped, PostgreSQL restarted, a deadlock or
+# serialization failure was detected (psycopg maps those to OperationalError).
+TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
+_TABLE = WriteRequest._meta.db_table
+
+
+class RequestIdConflict(Conflict):
+    code = "request_id_conflict"
+
+
+@dataclass
+class Acceptance:
+    """An accepted request. `task_id` is known once the transaction has committed."""
+
+    request: WriteRequest
+    created: bool
+    ticket: publishing.PublishTicket | None = None
+
+    @property
+    def task_id(self) -> str | None:
+        return self.ticket.task_id if self.ticket else None
+
+
+def request_id_validate(request_id: object) -> str:
+    """Return a valid client request id, or raise InvalidInput."""
+    if not isinstance(request_id, str) or not REQUEST_ID_PATTERN.fullmatch(request_id):
+        raise InvalidInput(f"request_id must be {REQUEST_ID_RULE}")
+    return request_id
+
+
+@dataclass(frozen=True)
+class WriteSpec:
+    """One write to accept: its kind, the object it writes, its payload, its idempotency key."""
+
+    kind: str
+    object_id: int | str
+    payload: Mapping[str, Any]
+    request_id: str | None = None
+
+
+def write_request_accept(
+    *,
+    kind: str,
+    object_id: int | str,
+    payload: Mapping[str, Any],
+    request_id: str | None = None,
+    requested_by: AbstractBaseUser | None = None,
+) -> Acceptance:
+    """Record a write as pending and publish it when the surrounding transaction commits.
+
+    The same `request_id` again returns the first request (created=False) and publishes
+    nothing; reusing it for a different write raises RequestIdConflict. The payload must
+    already be validated by the caller: appliers refuse, never crash, on a bad one.
+    """
+    [acceptance] = write_requests_accept(
+        writes=[WriteSpec(kind, object_id, payload, request_id)], requested_by=requested_by
+    )
+    return acceptance
+
+
+def write_requests_accept(
+    *, writes: Sequence[WriteSpec], requested_by: AbstractBaseUser | None = None
+) -> list[Acceptance]:
+    """Accept many writes with one INSERT, as write_request_accept accepts one: all or none
+    (a RequestIdConflict accepts none), published after commit, in coalesced mode with one
+    wake-up per partition."""
+    requests = [_new_request(spec, requested_by) for spec in writes]
+    by_id: dict[str, WriteRequest] = {}
+    for request in requests:
+        twin = by_id.setdefault(request.request_id, request)
+        if twin is not request and _differs(twin, request):
+            raise RequestIdConflict(
+                f"request_id {request.request_id!r} is used twice for different writes"
+            )
+    unique = list(by_id.values())
+    with transaction.atomic() if len(unique) > 1 else nullcontext():
+        inserted = _insert_pending(unique)
+        existing = (
+            {
+                row.request_id: row
+                for row in WriteRequest.objects.filter(
+                    request_id__in=[r.request_id for r in unique if r.request_id not in inserted]
+                )
+            }
+            if len(inserted) < len(unique)
+            else {}
+        )
+        for request_id, row in existing.items():
+            if _differs(row, by_id[request_id]):
+                raise RequestIdConflict(
+                    f"request_id {request_id!r} is already used for another write"
+                )
+        created = [r for r in unique if r.request_id in inserted]
+        for request in created:
+            request.pk, request.accepted_at = inserted[request.request_id]
+        tickets = dict(
+            zip(
+                [r.request_id for r in created],
+                publishing.write_requests_publish_on_commit(created),
+                strict=True,
+            )
+        )
+    acceptances = []
+    for request in requests:
+        first = by_id[request.request_id]
+        if request is first and request.request_id in tickets:  # inserted by this call
+            acceptances.append(Acceptance(request, True, tickets[request.request_id]))
+        else:  # accepted before, or a repeat within this batch
+            acceptances.append(Acceptance(existing.get(request.request_id, first), False))
+    return acceptances
+
+
+def _new_request(spec: WriteSpec, requested_by: AbstractBaseUser | None) -> WriteRequest:
+    object_key = object_type_for_kind(spec.kind).key_for(spec.object_id)
+    return WriteRequest(
+        request_id=(
+            request_id_validate(spec.request_id)
+            if spec.request_id is not None
+            else uuid.uuid4().hex
+        ),
+        kind=spec.kind,
+        object_key=object_key,
+        partition=partition_for(object_key),
+        payload=dict(spec.payload),
+        requested_by=requested_by,
+    )
+
+
+def _differs(a: WriteRequest, b: WriteRequest) -> bool:
+    return (a.kind, a.object_key, a.payload) != (b.kind, b.object_key, b.payload)
+
+
+def _insert_pending(requests: list[WriteRequest]) -> dict[str, tuple[int, Any]]:
+    """INSERT the rows ON CONFLICT (request_id) DO NOTHING; return {request_id: (id,
+    accepted_at)} of those inserted now. A concurrent twin waits on the unique index, then
+    skips: one statement, race-free."""
+    inserted: dict[str, tuple[int, Any]] = {}
+    accepted_at = WriteRequest._meta.get_field("accepted_at")
+    columns = [
+        ("request_id", TEXT),
+        ("kind", TEXT),
+        ("object_key", TEXT),
+        ("partition", BIGINT),
+        ("payload", JSONB),
+        ("requested_by_id", BIGINT),
+    ]
+    with connection.cursor() as cursor:
+        for start in range(0, len(requests), 5000):
+            cte, params = rows_cte(
+                "v",
+                columns,
+                [
+                    (
+                        r.request_id,
+                        r.kind,
+                        r.object_key,
+                        r.partition,
+                        r.payload,
+                        r.requested_by.pk if r.requested_by else None,
+                    )
+                    for r in requests[start : start + 5000]
+                ],
+            )
+            cursor.execute(
+                f"WITH {cte} INSERT INTO {_TABLE} (request_id, kind, object_key, partition, "
+                "payload, state, result, requested_by_id, applied_by) "
+                "SELECT v.request_id, v.kind, v.object_key, v.partition, v.payload, 'pending', "
+                "'{}', v.requested_by_id, '' FROM v WHERE true "
+                "ON CONFLICT (request_id) DO NOTHING RETURNING request_id, id, accepted_at",
+                params,
+            )
+            for request_id, row_id, at in cursor.fetchall():
+                inserted[request_id] = (row_id, accepted_at.to_python(at))
+    return inserted
+
+
+def _json(value: Any) -> Any:
+    return WriteRequest._meta.get_field("payload").get_db_prep_value(
+        value, connection, prepared=False
+    )
+
+
+def write_requests_apply_through(*, object_key: str, request_id: str) -> dict[str, Any]:
+    """Apply, in order, every pending write of `object_key` accepted up to `request_id`.
+
+    The body of every one-message-per-write task. The first message of an object applies all
+    of the object's pending writes (in acceptance order), so behind a backlog most messages
+    find their write already final: one plain read answers those, without a transaction.
+    Returns a summary for Flower.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, state FROM {_TABLE} WHERE request_id = %s", [request_id])
+        row = cursor.fetchone()
+    if row is None:
+        logger.warning("message for unknown request %s ignored", request_id)
+        return {"request_id": request_id, "state": "unknown", "applied_now": 0}
+    row_id, state = row
+    if state != WriteRequest.State.PENDING:
+        return {"request_id": request_id, "state": state, "applied_now": 0}
+    # All the object's pending writes, not just those up to this one: later messages of the
+    # object then find their write final and cost one read each.
+    batch = settings.DRAIN_BATCH_SIZE
+    counts: Counter[str] = Counter()
+    while True:
+        applied = _group_apply(object_key, _Rows("object_key = %s", [object_key], limit=batch))
+        counts += applied
+        if sum(applied.values()) < batch or _state(row_id) != WriteRequest.State.PENDING:
+            break
+    return {"request_id": request_id, "applied_now": sum(counts.values()), **counts}
+
+
+def _state(row_id: int) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT state FROM {_TABLE} WHERE id = %s", [row_id])
+        return cursor.fetchone()[0]
+
+
+@dataclass
+class DrainReport:
+    """What one drain of a partition did."""
+
+    partition: int
+    requests: int = 0
+    groups: int = 0
+    batches: int = 0
+    applied: int = 0
+    refused: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    continued: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def partition_drain(
+    *, partition: int, batch_size: int | None = None, time_budget: float | None = None
+) -> DrainReport:
+    """Apply every pending write of a partition, oldest first, one transaction per object.
+
+    While it runs, the partition's wake-up flag stays set, so writes accepted meanwhile
+    publish nothing: this drain picks them up. Once a scan finds nothing it releases the flag
+    and looks once more: a write committed before the release is seen by that last look, one
+    committed after it publishes a new wake-up. Stops after `time_budget` seconds and wakes
+    itself again.
+    """
+    batch_size = batch_size or settings.DRAIN_BATCH_SIZE
+    time_budget = settings.DRAIN_TIME_BUDGET if time_budget is None else time_budget
+    report = DrainReport(partition=partition)
+    started = time.monotonic()
+    flag_released = False
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, object_key FROM {_TABLE} WHERE partition = %s "
+                "AND state = 'pending' ORDER BY id LIMIT %s",
+                [partition, batch_size],
+            )
+            rows = cursor.fetchall()
+        if not rows:
+            if flag_released:
+                break
+            publishing.partition_wake_flag_clear(partition)
+            flag_released = True
+            continue
+        report.batches += 1
+        groups: dict[str, list[int]] = {}
+        for row_id, object_key in rows:
+            groups.setdefault(object_key, []).append(row_id)
+        for object_key, ids in groups.items():
+            counts = _group_apply(object_key, _Rows.by_ids(ids))
+            report.groups += 1
+            report.applied += counts.get("applied", 0)
+            report.refused += counts.get("refused", 0)
+            report.failed += counts.get("failed", 0)
+        if time.monotonic() - started > time_budget:
+            report.continued = True
+            publishing.partition_wake_rollback_unsafe(partition, force=True)
+            break
+    report.requests = report.applied + report.refused + report.failed
+    report.seconds = round(time.monotonic() - started, 4)
+    return report
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """A selection of one object's request rows: an SQL condition and its parameters."""
+
+    where: str
+    params: list[Any]
+    limit: int | None = None
+
+    @classmethod
+    def by_ids(cls, ids: list[int]) -> _Rows:
+        where, params = in_list("id", ids)
+        return cls(where, params)
+
+
+def _group_apply(object_key: str, rows_filter: _Rows) -> Counter[str]:
+    """Lock the matching pending rows of one object, apply them in order, mark them final."""
+    object_type, object_id = object_type_for_key(object_key)
+    try:
+        with transaction.atomic():
+            rows = _lock_pending(rows_filter)
+            if not rows:
+                return Counter()
+            outcomes = object_type.apply_group(object_id, _pending_writes(rows))
+            _finish(rows, outcomes)
+            return Counter(outcome.state for outcome in outcomes)
+    except TRANSIENT_DB_ERRORS:
+        raise
+    except Exception:
+        logger.exception("group %s failed; applying its writes one by one", object_key)
+    return _apply_one_by_one(object_key, rows_filter)
+
+
+def _apply_one_by_one(object_key: str, rows_filter: _Rows) -> Counter[str]:
+    """Isolate a failing write: apply each alone; one that still fails is marked failed."""
+    object_type, object_id = object_type_for_key(object_key)
+    counts: Counter[str] = Counter()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {_TABLE} WHERE {rows_filter.where} AND state = 'pending' ORDER BY id",
+            rows_filter.params,
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    for row_id in ids:
+        try:
+            with transaction.atomic():
+                rows = _lock_pending(_Rows.by_ids([row_id]))
+                if not rows:
+                    continue
+                outcomes = object_type.apply_group(object_id, _pending_writes(rows))
+                _finish(rows, outcomes)
+                counts.update(outcome.state for outcome in outcomes)
+        except TRANSIENT_DB_ERRORS:
+            raise
+        except Exception as exc:
+            logger.exception("write %s failed", row_id)
+            with transaction.atomic():
+                rows = _lock_pending(_Rows.by_ids([row_id]))
+                failure = WriteOutcome(
+                    "failed",
+                    {"reason": "error", "detail": f"{type(exc).__name__}: {exc}"[:500]},
+                )
+                _finish(rows, [failure] * len(rows))
+                counts["failed"] += len(rows)
+    return counts
+
+
+def _lock_pending(rows_filter: _Rows) -> list[dict[str, Any]]:
+    """Lock the selected rows that are still pending, in id order (every applier of an
+    object takes them in the same order), and return them."""
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    payload = WriteRequest._meta.get_field("payload")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, request_id, kind, payload FROM {_TABLE} "
+            f"WHERE {rows_filter.where} AND state = 'pending' ORDER BY id"
+            f"{f' LIMIT {int(rows_filter.limit)}' if rows_filter.limit else ''}{lock}",
+            rows_filter.params,
+        )
+        return [
+            {
+                "id": row_id,
+                "request_id": request_id,
+                "kind": kind,
+                "payload": payload.from_db_value(value, None, connection),
+            }
+            for row_id, request_id, kind, value in cursor.fetchall()
+        ]
+
+
+def _pending_writes(rows: list[dict[str, Any]]) -> list[PendingWrite]:
+    return [PendingWrite(row["request_id"], row["kind"], row["payload"]) for row in rows]
+
+
+def _finish(rows: list[dict[str, Any]], outcomes: list[WriteOutcome]) -> None:
+    """Mark rows final with their outcomes, in one statement, stamped with one apply_seq."""
+    if len(rows) != len(outcomes):
+        raise RuntimeError(f"applier returned {len(outcomes)} outcomes for {len(rows)} writes")
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        # Evaluated once per statement (an InitPlan): one value for the whole group.
+        seq_sql, seq_params = "(SELECT nextval('writes_apply_seq'))", []
+    else:
+        # The embedded SQLite fallback serializes writers, so max + 1 is safe there.
+        seq_sql, seq_params = f"(SELECT COALESCE(MAX(applied_seq), 0) + 1 FROM {_TABLE})", []
+    columns = [("id", BIGINT), ("state", TEXT), ("result", JSONB)]
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), 5000):
+            cte, params = rows_cte(
+                "v",
+                columns,
+                [
+                    (row["id"], outcome.state, outcome.result)
+                    for row, outcome in zip(
+                        rows[start : start + 5000], outcomes[start : start + 5000], strict=True
+                    )
+                ],
+            )
+            cursor.execute(
+                f"WITH {cte} UPDATE {_TABLE} SET state = v.state, result = v.result, "
+                f"finished_at = %s, applied_seq = {seq_sql}, applied_by = %s "
+                f"FROM v WHERE {_TABLE}.id = v.id",
+                params + [now, *seq_params, _process_name()],
+            )
+
+
+def _process_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
