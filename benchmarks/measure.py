@@ -40,6 +40,10 @@ def run_all(
     out["raw_floor"] = raw_floor(seconds=sizes["raw_seconds"], clients=(1, 2, 4))
     log("no-op Celery")
     out["noop"] = noop_drain(count=sizes["noop"], workers=workers)
+    # One hot object lives on one partition, so one worker does all its writes: the fair
+    # per-worker reference for `partitioned`.
+    log("no-op Celery, one worker")
+    out["noop_one_worker"] = noop_drain(count=sizes["noop"] // 2, workers=1)
     out["strategies"] = {}
     for scenario in sizes["scenarios"]:
         runs = {}

@@ -41,6 +41,7 @@ def targets(broker: dict[str, Any]) -> list[tuple[str, str, bool]]:
     """The issue's targets: (target, measured, met)."""
     floor = broker["raw_floor"]["throughput"]
     noop = broker["noop"]["throughput"]
+    one_worker = broker["noop_one_worker"]["throughput"]
     quota = broker["strategies"]["quota"]
     drain = broker["drain"]
     coalesced, lock = quota["coalesced"], quota["lock"]
@@ -82,6 +83,13 @@ def targets(broker: dict[str, Any]) -> list[tuple[str, str, bool]]:
             f"{partitioned['throughput']:.0f}/s vs {noop:.0f}/s = "
             f"{100 * partitioned['throughput'] / noop:.0f}%",
             partitioned["throughput"] >= 0.85 * noop,
+        ),
+        (
+            "(context) partitioned vs the no-op task on one worker (one hot object = one "
+            "partition = one worker)",
+            f"{partitioned['throughput']:.0f}/s vs {one_worker:.0f}/s = "
+            f"{100 * partitioned['throughput'] / one_worker:.0f}%",
+            partitioned["throughput"] >= 0.85 * one_worker,
         ),
         (
             "a worker's memory flat (+-10%) over the drain",
@@ -243,7 +251,8 @@ def markdown(results: dict[str, Any], path: Path) -> None:
             )
             + f"; p99 {floor['p99_ms']} ms\n"
             f"- no-op Celery task, {broker['workers']} solo workers: "
-            f"{noop['throughput']:.0f} messages/s\n"
+            f"{noop['throughput']:.0f} messages/s (one worker: "
+            f"{broker['noop_one_worker']['throughput']:.0f}/s)\n"
             f"- drain alone, {drain['requests']} pending on one hot quota, one worker: "
             f"{drain['throughput']:.0f} writes/s; worker memory {drain['memory_kib']} KiB "
             f"({drain['memory_change_pct']}%)\n"

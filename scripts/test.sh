@@ -39,5 +39,9 @@ if [ $# -eq 0 ]; then
   say "pytest: the partition tests again with the RabbitMQ broker"
   CELERY_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// python -m pytest tests/e2e/test_partitions.py \
     -k "rabbitmq or (4000 and message) or twice or bypassed"
+  # Benchmarks are not timed tests: this only proves the benchmark runs end to end
+  # (tiny sizes, Redis only). The real run: python benchmarks/run.py --docs
+  say "benchmark smoke (python benchmarks/run.py --smoke --brokers redis)"
+  python benchmarks/run.py --smoke --brokers redis --out var/benchmark-smoke
 fi
 say "all checks passed in $(( $(date +%s) - started ))s"

@@ -32,3 +32,24 @@ def cache_redis():
     client.flushdb()
     yield client
     client.flushdb()
+
+
+@pytest.fixture
+def clean_broker():
+    """Nothing left over in the test broker from an earlier test."""
+
+    import redis
+    from django.conf import settings
+
+    from workers.broker import broker_is_redis
+    from workers.celery import app as celery_app
+
+    def clean() -> None:
+        if broker_is_redis():
+            redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+        else:
+            celery_app.control.purge()
+
+    clean()
+    yield
+    clean()

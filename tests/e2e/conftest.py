@@ -5,10 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-import redis
 from django.conf import settings
 
-from workers.broker import broker_is_redis
 from workers.celery import app as celery_app
 from workers.supervisor import (
     ChildSpec,
@@ -25,21 +23,6 @@ redis_only = pytest.mark.skipif(
 rabbitmq_only = pytest.mark.skipif(
     not settings.CELERY_BROKER_URL.startswith("amqp"), reason="needs the RabbitMQ broker"
 )
-
-
-@pytest.fixture
-def clean_broker():
-    """Nothing left over in the test broker from an earlier test."""
-
-    def clean() -> None:
-        if broker_is_redis():
-            redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-        else:
-            celery_app.control.purge()
-
-    clean()
-    yield
-    clean()
 
 
 @pytest.fixture

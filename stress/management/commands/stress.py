@@ -71,6 +71,7 @@ class Command(BaseCommand):
                 workers=options["workers"],
                 hot=options["hot"],
                 rate=options["rate"],
+                accept_batch=options["accept_batch"],
             )
             columns = (
                 TextColumn(f"{strategy:>12} {{task.description}}"),
