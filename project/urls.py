@@ -3,7 +3,13 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from project.views import healthz
-from quotas.api import QuotaConsumeView, QuotaDetailView, QuotaListView, QuotaRefillView
+from quotas.api import (
+    QuotaConsumeBatchView,
+    QuotaConsumeView,
+    QuotaDetailView,
+    QuotaListView,
+    QuotaRefillView,
+)
 from tagging.api import ImageDetailView, ImageListView, ImageTagsAddView, ImageTagsRemoveView
 from writes.api import WriteRequestDetailView
 
@@ -19,6 +25,11 @@ api = [
     path("quotas/", QuotaListView.as_view(), name="quota-list"),
     path("quotas/<int:quota_id>/", QuotaDetailView.as_view(), name="quota-detail"),
     path("quotas/<int:quota_id>/consume/", QuotaConsumeView.as_view(), name="quota-consume"),
+    path(
+        "quotas/<int:quota_id>/consume/batch/",
+        QuotaConsumeBatchView.as_view(),
+        name="quota-consume-batch",
+    ),
     path("quotas/<int:quota_id>/refill/", QuotaRefillView.as_view(), name="quota-refill"),
     path(
         "requests/<str:request_id>/", WriteRequestDetailView.as_view(), name="write-request-detail"

@@ -24,12 +24,17 @@ from quotas.services import KIND_CONSUME, KIND_REFILL, MAX_AMOUNT, MAX_LIMIT, qu
 from writes.api import (
     ERRORS,
     WAIT_PARAMETER,
+    WRITE_ERRORS,
     WRITE_RESPONSES,
     RequestIdField,
+    WriteAcceptedSerializer,
     accepted_response,
     wait_seconds,
 )
-from writes.services import write_request_accept
+from writes.services import WriteSpec, write_request_accept, write_requests_accept
+
+# Items per batch: 500 small items stay well inside API_MAX_BODY_BYTES (64 KiB).
+MAX_BATCH_ITEMS = 500
 
 
 class QuotaSerializer(serializers.Serializer):
@@ -154,3 +159,54 @@ class QuotaRefillView(_QuotaWriteView):
     )
     def post(self, request: Request, quota_id: int) -> Response:
         return super().post(request, quota_id)
+
+
+class ConsumeBatchSerializer(serializers.Serializer):
+    items = AmountSerializer(many=True, allow_empty=False, max_length=MAX_BATCH_ITEMS)
+
+
+class BatchAcceptedSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField(help_text="items recorded now (repeats excluded)")
+    requests = WriteAcceptedSerializer(many=True)
+
+
+class QuotaConsumeBatchView(APIView):
+    """Many consumptions of one quota in one call: one INSERT, one wake-up, all or none.
+
+    For clients with many writes to send: each item is its own request (own `request_id`,
+    own outcome at its `status_url`), applied in item order, exactly as if sent one by one.
+    A `request_id` already used for a different write refuses the whole batch (409)."""
+
+    throttle_classes = [WriteRateThrottle]
+
+    @extend_schema(
+        request=ConsumeBatchSerializer,
+        responses={202: BatchAcceptedSerializer, **WRITE_ERRORS},
+        operation_id="quota_consume_batch",
+    )
+    def post(self, request: Request, quota_id: int) -> Response:
+        quota = get_object_or_404(Quota, pk=quota_id)
+        if not owner_or_perm(request.user, quota, "quotas.consume_quota"):
+            raise PermissionDenied("you may not use this quota")
+        serializer = ConsumeBatchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        items = serializer.validated_data["items"]
+        too_big = [i for i, item in enumerate(items) if item["amount"] > quota.limit]
+        if too_big:
+            raise ValidationError(
+                {"items": [f"item {too_big[0]}: amount exceeds the quota's limit of {quota.limit}"]}
+            )
+        acceptances = write_requests_accept(
+            writes=[
+                WriteSpec(
+                    KIND_CONSUME, quota.pk, {"amount": item["amount"]}, item.get("request_id")
+                )
+                for item in items
+            ],
+            requested_by=request.user,
+        )
+        body = {
+            "accepted": sum(a.created for a in acceptances),
+            "requests": [accepted_response(request, a, 0).data for a in acceptances],
+        }
+        return Response(body, status=202)

@@ -17,6 +17,7 @@ def write_paths(image_id, quota_id):
         (f"/api/images/{image_id}/tags/remove/", {"tags": ["cat"]}),
         ("/api/quotas/", {"limit": 3}),
         (f"/api/quotas/{quota_id}/consume/", {"amount": 1}),
+        (f"/api/quotas/{quota_id}/consume/batch/", {"items": [{"amount": 1}]}),
         (f"/api/quotas/{quota_id}/refill/", {"amount": 1}),
     ]
 

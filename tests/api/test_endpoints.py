@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
@@ -190,6 +192,57 @@ def test_refill(api):
     refill = response.json()
     assert refill["state"] == "applied"
     assert (refill["result"]["delta"], refill["result"]["remaining"]) == (4, 5)
+
+
+def test_a_batch_of_consumptions_is_applied_in_item_order_each_with_its_outcome(api):
+    quota = create_quota(api, limit=5)
+    items = [{"amount": 2, "request_id": f"b-{n}"} for n in range(3)] + [{"amount": 1}]
+    response = api.post(f"/api/quotas/{quota['id']}/consume/batch/", {"items": items})
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["accepted"] == 4
+    assert [r["request_id"] for r in body["requests"][:3]] == ["b-0", "b-1", "b-2"]
+    assert body["requests"][0]["status_url"].endswith("/api/requests/b-0/")
+    for _ in range(100):
+        finals = [api.get(f"/api/requests/{r['request_id']}/").json() for r in body["requests"]]
+        if all(f["state"] != "pending" for f in finals):
+            break
+        time.sleep(0.1)
+    # As one by one, in item order: 2, 2 granted; the third 2 no longer fits; the 1 does.
+    assert [f["state"] for f in finals] == ["applied", "applied", "refused", "applied"]
+    assert api.get(f"/api/quotas/{quota['id']}/").json()["remaining"] == 0
+    again = api.post(f"/api/quotas/{quota['id']}/consume/batch/", {"items": items[:3]}).json()
+    assert again["accepted"] == 0  # the same request ids: the same requests, applied once
+    assert QuotaLedgerEntry.objects.filter(quota_id=quota["id"]).count() == 4
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"items": []}, "items"),
+        ({"items": "x"}, "items"),
+        ({}, "items"),
+        ({"items": [{"amount": 1}] * 501}, "items"),
+        ({"items": [{"amount": 1}, {"amount": 0}]}, "amount"),
+        ({"items": [{"amount": 11}]}, "limit"),
+        ({"items": [{"amount": 1, "request_id": "bad id"}]}, "request_id"),
+    ],
+)
+def test_bad_batches_are_refused_whole_before_anything_is_enqueued(api, body, reason):
+    quota = create_quota(api, limit=10)
+    assert_error(api.post(f"/api/quotas/{quota['id']}/consume/batch/", body), 400, reason)
+    assert not WriteRequest.objects.exists()
+
+
+def test_a_batch_reusing_a_request_id_for_another_write_is_refused_whole(api):
+    quota = create_quota(api, limit=10)
+    items = [{"amount": 1, "request_id": "twice"}, {"amount": 2, "request_id": "twice"}]
+    body = assert_error(
+        api.post(f"/api/quotas/{quota['id']}/consume/batch/", {"items": items}), 409
+    )
+    assert body["code"] == "request_id_conflict"
+    assert not WriteRequest.objects.exists()
+    assert_error(api.post("/api/quotas/999999/consume/batch/", {"items": [{"amount": 1}]}), 404)
 
 
 @pytest.mark.parametrize("wait", ["abc", "-1", "11", "nan"])
