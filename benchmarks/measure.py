@@ -156,7 +156,10 @@ def noop_drain(*, count: int, workers: int) -> dict[str, Any]:
                     log("a no-op worker exited and was restarted")
                 if time.monotonic() > deadline:
                     raise RuntimeError("the no-op workers never drained their queue")
-                return channel.queue_declare(queue=NOOP_QUEUE, passive=True).message_count
+                try:
+                    return channel.queue_declare(queue=NOOP_QUEUE, passive=True).message_count
+                except conn.channel_errors:  # Redis: an emptied queue no longer exists
+                    return 0
 
             while depth() >= count:
                 time.sleep(0.01)
