@@ -48,6 +48,7 @@ def child_environment(**overrides: object) -> dict[str, str]:
         "WRITE_PARTITIONS": str(settings.WRITE_PARTITIONS),
         "WRITE_DISPATCH": settings.WRITE_DISPATCH,
         "WRITE_ROUTING": settings.WRITE_ROUTING,
+        "CELERY_WORKER_SEND_TASK_EVENTS": str(settings.CELERY_WORKER_SEND_TASK_EVENTS).lower(),
         "PYTHONUNBUFFERED": "1",
     }
     if db["ENGINE"].endswith("postgresql"):

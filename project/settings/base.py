@@ -128,7 +128,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
 # No task-sent events: each would cost the producer a second broker round trip per write.
 CELERY_TASK_SEND_SENT_EVENT = False
-CELERY_WORKER_SEND_TASK_EVENTS = True
+# Task events feed Flower. They cost a worker about a quarter of its time at one message per
+# write (a Redis PUBLISH per event; see docs/BENCHMARKS.md): off only if nothing watches.
+CELERY_WORKER_SEND_TASK_EVENTS = env.bool("CELERY_WORKER_SEND_TASK_EVENTS", default=True)
 CELERY_TASK_TRACK_STARTED = True
 # Redelivery of unacked messages after a crash: longer than the hard time limit plus the
 # longest retry countdown, so a running task is never handed to a second worker. Lost

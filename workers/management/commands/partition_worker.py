@@ -120,7 +120,7 @@ class Command(BaseCommand):
                 f"{name}.{os.getpid()}@{socket.gethostname()}",
                 "--loglevel",
                 options["loglevel"],
-                "--task-events",
+                *(["--task-events"] if settings.CELERY_WORKER_SEND_TASK_EVENTS else []),
                 "--without-gossip",
                 "--without-mingle",
             ]
