@@ -48,7 +48,6 @@ def targets(broker: dict[str, Any]) -> list[tuple[str, str, bool]]:
     batched, partitioned = quota["coalesced-batched"], quota["partitioned"]
     half = broker["half_peak"]
     memory = drain.get("memory_change_pct")
-    best_coalesced = max(coalesced["throughput"], batched["throughput"])
     return [
         (
             "drain alone >= 2x the raw single-row UPDATE floor",
@@ -56,17 +55,25 @@ def targets(broker: dict[str, Any]) -> list[tuple[str, str, bool]]:
             drain["throughput"] >= 2 * floor,
         ),
         (
-            "coalesced end to end >= 3x the no-op Celery drain rate",
-            f"{coalesced['throughput']:.0f}/s one write per acceptance "
-            f"({coalesced['throughput'] / noop:.1f}x), {batched['throughput']:.0f}/s batched "
-            f"({batched['throughput'] / noop:.1f}x) vs {noop:.0f}/s",
-            best_coalesced >= 3 * noop,
+            "coalesced end to end >= 3x the no-op Celery drain rate (one write per acceptance)",
+            f"{coalesced['throughput']:.0f}/s vs {noop:.0f}/s = "
+            f"{coalesced['throughput'] / noop:.1f}x",
+            coalesced["throughput"] >= 3 * noop,
         ),
         (
-            "coalesced end to end >= 5x lock",
-            f"{coalesced['throughput'] / lock['throughput']:.1f}x one write per acceptance, "
-            f"{batched['throughput'] / lock['throughput']:.1f}x batched",
-            best_coalesced >= 5 * lock["throughput"],
+            "coalesced end to end >= 3x the no-op Celery drain rate (batched acceptance)",
+            f"{batched['throughput']:.0f}/s vs {noop:.0f}/s = {batched['throughput'] / noop:.1f}x",
+            batched["throughput"] >= 3 * noop,
+        ),
+        (
+            "coalesced end to end >= 5x lock (one write per acceptance)",
+            f"{coalesced['throughput'] / lock['throughput']:.1f}x",
+            coalesced["throughput"] >= 5 * lock["throughput"],
+        ),
+        (
+            "coalesced end to end >= 5x lock (batched acceptance)",
+            f"{batched['throughput'] / lock['throughput']:.1f}x",
+            batched["throughput"] >= 5 * lock["throughput"],
         ),
         (
             "coalesced: 0 errors",
@@ -254,8 +261,9 @@ def markdown(results: dict[str, Any], path: Path) -> None:
             f"{noop['throughput']:.0f} messages/s (one worker: "
             f"{broker['noop_one_worker']['throughput']:.0f}/s)\n"
             f"- drain alone, {drain['requests']} pending on one hot quota, one worker: "
-            f"{drain['throughput']:.0f} writes/s; worker memory {drain['memory_kib']} KiB "
-            f"({drain['memory_change_pct']}%)\n"
+            f"{drain['throughput']:.0f} writes/s; worker RSS "
+            f"{drain['memory_kib']['before']:,} KiB before, at most "
+            f"{drain['memory_kib']['max']:,} KiB during ({drain['memory_change_pct']:+}%)\n"
         )
         for scenario in broker["strategies"]:
             parts.append(

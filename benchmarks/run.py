@@ -2,6 +2,7 @@
 
     python benchmarks/run.py            # both brokers, full sizes (~20 min on 2 cores)
     python benchmarks/run.py --smoke    # tiny sizes: proves every part works (CI)
+    python benchmarks/run.py --from-json benchmarks/results/latest.json --docs  # re-render
 
 Per broker (Redis, RabbitMQ), in a fresh database `racefree_bench`:
 1. the physical floor: raw psycopg clients running the single-row conditional UPDATE on one
@@ -69,8 +70,16 @@ def main() -> None:
         action="store_true",
         help="write charts and the results section of docs/BENCHMARKS.md",
     )
+    parser.add_argument(
+        "--from-json",
+        metavar="PATH",
+        help="measure nothing: print (and with --docs, draw) the report of a saved run",
+    )
     parser.add_argument("--one-broker", help=argparse.SUPPRESS)  # internal: child run
     args = parser.parse_args()
+    if args.from_json:
+        _report(json.loads(Path(args.from_json).read_text()), docs=args.docs)
+        return
     if args.one_broker:
         _setup_django(args.one_broker)
         from benchmarks import measure
@@ -111,14 +120,18 @@ def main() -> None:
             sys.exit(f"the {broker} run failed")
         results["brokers"][broker] = json.loads(child.stdout.strip().splitlines()[-1])
 
-    from benchmarks import report
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = "smoke.json" if args.smoke else "latest.json"
     (out / name).write_text(json.dumps(results, indent=2))
+    _report(results, docs=args.docs)
+
+
+def _report(results: dict, *, docs: bool) -> None:
+    from benchmarks import report
+
     print(report.table(results))
-    if args.docs:
+    if docs:
         report.charts(results, ROOT / "docs")
         report.markdown(results, ROOT / "docs" / "BENCHMARKS.md")
     failed = report.failed_invariants(results)
