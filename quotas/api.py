@@ -11,7 +11,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied, Throttled, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -196,6 +196,10 @@ class QuotaConsumeBatchView(APIView):
             raise ValidationError(
                 {"items": [f"item {too_big[0]}: amount exceeds the quota's limit of {quota.limit}"]}
             )
+        # DRF charged this call one write; every item is one.
+        throttle = WriteRateThrottle()
+        if len(items) > 1 and not throttle.allow_writes(request, len(items) - 1):
+            raise Throttled(wait=throttle.wait())
         acceptances = write_requests_accept(
             writes=[
                 WriteSpec(

@@ -28,3 +28,16 @@ def test_writes_are_throttled_per_user(throttled_stack, transactional_db):
     # Another user has a budget of their own.
     own = create_quota(api, as_="operator")
     assert api.post(f"/api/quotas/{own['id']}/consume/", {}, as_="operator").status_code == 202
+
+
+def test_a_batch_counts_each_of_its_writes(throttled_stack, transactional_db):
+    api = Api(throttled_stack)
+    quota = create_quota(api)
+    batch = f"/api/quotas/{quota['id']}/consume/batch/"
+    # Budget 3: a batch of 3 would need 3 more after this single write.
+    assert api.post(f"/api/quotas/{quota['id']}/consume/", {}).status_code == 202
+    too_many = api.post(batch, {"items": [{}, {}, {}]})
+    assert_error(too_many, 429, "throttled")
+    # The refused batch was charged nothing beyond its own call: 1 write is left.
+    assert api.post(batch, {"items": [{}]}).status_code == 202
+    assert api.post(batch, {"items": [{}]}).status_code == 429
