@@ -55,6 +55,19 @@ class StressConfig:
     # does; more = a client submitting batches through write_requests_accept).
     accept_batch: int = 1
 
+    def __post_init__(self) -> None:
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"scenario must be one of {', '.join(SCENARIOS)}")
+        if self.strategy not in strategies.STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(strategies.STRATEGIES)}")
+        for name in ("objects", "requests", "producers", "workers", "accept_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if not 0 < self.hot <= 1:
+            raise ValueError("hot must be a share of the traffic: above 0, at most 1")
+        if self.rate is not None and self.rate <= 0:
+            raise ValueError("rate must be above 0 writes/s")
+
 
 @dataclass
 class StressResult:

@@ -39,7 +39,9 @@ class PartitionLease:
         self, partition: int, *, client: redis.Redis | None = None, ttl: float | None = None
     ) -> None:
         self.partition = partition
-        self.ttl = ttl or settings.PARTITION_LEASE_TTL
+        self.ttl = settings.PARTITION_LEASE_TTL if ttl is None else ttl
+        if self.ttl <= 0:
+            raise ValueError(f"a lease TTL must be positive, not {self.ttl}")
         self.client = client or redis_client()
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # thread_local=False: the heartbeat thread renews what the main thread acquired.

@@ -22,7 +22,9 @@ DRAIN_TASK = "writes.drain_partition"
 
 def partition_for(key: str, partitions: int | None = None) -> int:
     """The partition (0…N-1) of an object key such as `tagging.image:42`."""
-    count = partitions or settings.WRITE_PARTITIONS
+    count = settings.WRITE_PARTITIONS if partitions is None else partitions
+    if count < 1:
+        raise ValueError(f"partitions must be at least 1, not {count}")
     digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") % count
 

@@ -6,6 +6,7 @@
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -111,6 +112,31 @@ RECONCILE_INTERVAL = env.float("RECONCILE_INTERVAL", default=2.0)
 RECONCILE_AFTER = env.float("RECONCILE_AFTER", default=5.0)
 # ...and, when its queue never empties, after this long regardless.
 RECONCILE_FORCE_AFTER = env.float("RECONCILE_FORCE_AFTER", default=60.0)
+
+
+# A typo in one of these must stop the process at start, not quietly pick another behaviour.
+def _refuse_bad_write_settings() -> None:
+    choices = {
+        "WRITE_DISPATCH": (WRITE_DISPATCH, ("coalesced", "message")),
+        "WRITE_ROUTING": (WRITE_ROUTING, ("partitioned", "shared")),
+    }
+    for name, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ImproperlyConfigured(f"{name}={value!r}: must be one of {', '.join(allowed)}")
+    positive = {
+        "WRITE_PARTITIONS": WRITE_PARTITIONS,
+        "DRAIN_BATCH_SIZE": DRAIN_BATCH_SIZE,
+        "DRAIN_TIME_BUDGET": DRAIN_TIME_BUDGET,
+        "PARTITION_LEASE_TTL": PARTITION_LEASE_TTL,
+        "PARTITION_STANDBY_POLL": PARTITION_STANDBY_POLL,
+        "RECONCILE_INTERVAL": RECONCILE_INTERVAL,
+    }
+    for name, value in positive.items():
+        if value <= 0:
+            raise ImproperlyConfigured(f"{name}={value}: must be greater than 0")
+
+
+_refuse_bad_write_settings()
 
 # --- Celery (read by workers/celery.py with namespace="CELERY") -------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")

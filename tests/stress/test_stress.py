@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 
+import psycopg
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -73,3 +78,55 @@ def test_coalesced_publishes_far_fewer_messages_than_writes(clean_broker, cache_
         assert run["invariants_ok"] and run["failures"] == 0
     assert single["messages"] < 400
     assert batched["messages"] <= 400 // 50
+
+
+def run_stress_command(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", "stress", *args],
+        cwd=settings.BASE_DIR,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings.local", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--hot", "2"], "hot must be a share of the traffic"),
+        (["--requests", "0"], "requests must be at least 1"),
+        (["--producers", "0"], "producers must be at least 1"),
+        (["--accept-batch", "-3"], "accept_batch must be at least 1"),
+        (["--rate", "0"], "rate must be above 0"),
+    ],
+)
+def test_bad_options_are_refused_with_a_reason(args, reason):
+    result = run_stress_command(*args)
+    assert result.returncode == 1
+    assert reason in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
+
+
+def test_an_unmigrated_database_is_named_not_a_traceback():
+    db = settings.DATABASES["default"]
+    name = "racefree_unmigrated_check"
+    admin = psycopg.conninfo.make_conninfo(
+        host=db["HOST"],
+        port=db["PORT"],
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        dbname="postgres",
+    )
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        auth = f"{db['USER']}:{db['PASSWORD']}" if db["PASSWORD"] else db["USER"]
+        url = f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{name}"
+        result = run_stress_command("--strategy", "atomic", DATABASE_URL=url)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name}")
+    assert result.returncode == 1
+    assert "unapplied migrations" in result.stderr and "migrate" in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]

@@ -122,3 +122,9 @@ def test_only_one_of_two_processes_acquires_a_partition_lease(partition):
     assert len(winners) == 1
     assert len({token for _, token in results}) == 2  # two distinct holders competed
     assert PartitionLease(partition).holder() == winners[0]
+
+
+@pytest.mark.parametrize("ttl", [0, -1.0])
+def test_a_lease_refuses_a_ttl_that_is_not_positive(partition, ttl):
+    with pytest.raises(ValueError, match="must be positive"):
+        PartitionLease(partition, ttl=ttl)

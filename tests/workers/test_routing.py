@@ -172,3 +172,9 @@ def test_the_celery_app_routes_through_route_task():
     )
     assert router.route({}, DRAIN_TASK, (), {"partition": 5})["queue"].name == "writes.5"
     assert router.route({}, "workers.something_else", (), {})["queue"].name == "celery"
+
+
+@pytest.mark.parametrize("partitions", [0, -1])
+def test_partition_for_refuses_a_count_below_one(partitions):
+    with pytest.raises(ValueError, match="at least 1"):
+        partition_for("quotas.quota:1", partitions)

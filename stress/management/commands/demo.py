@@ -23,6 +23,7 @@ from rich.table import Table
 
 from stress.audit import AuditReport, burst_audit
 from stress.burst import ApiTarget, run_burst, wait_until_settled
+from stress.preflight import require_migrated_database
 from stress.workload import workload_create
 from workers.supervisor import (
     Supervisor,
@@ -59,6 +60,7 @@ class Command(BaseCommand):
                 raise CommandError(
                     f"port {port} is in use; pick another (--web-port/--flower-port)"
                 )
+        require_migrated_database()
         flower_auth = settings.FLOWER_BASIC_AUTH or f"demo:{secrets.token_urlsafe(9)}"
         log_dir = Path(settings.BASE_DIR) / "var" / "log"
         console.rule("[bold]racefree demo")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from stress.preflight import require_migrated_database
 from stress.runner import SCENARIOS, StressConfig, StressResult, run_stress
 from stress.strategies import STRATEGIES
 
@@ -60,19 +61,27 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         console = Console(stderr=options["json"])
+        try:
+            configs = [
+                StressConfig(
+                    scenario=options["scenario"],
+                    strategy=strategy,
+                    objects=options["objects"],
+                    requests=options["requests"],
+                    producers=options["producers"],
+                    workers=options["workers"],
+                    hot=options["hot"],
+                    rate=options["rate"],
+                    accept_batch=options["accept_batch"],
+                )
+                for strategy in options["strategy"] or STRATEGIES
+            ]
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        require_migrated_database()
         results: list[StressResult] = []
-        for strategy in options["strategy"] or STRATEGIES:
-            config = StressConfig(
-                scenario=options["scenario"],
-                strategy=strategy,
-                objects=options["objects"],
-                requests=options["requests"],
-                producers=options["producers"],
-                workers=options["workers"],
-                hot=options["hot"],
-                rate=options["rate"],
-                accept_batch=options["accept_batch"],
-            )
+        for config in configs:
+            strategy = config.strategy
             columns = (
                 TextColumn(f"{strategy:>12} {{task.description}}"),
                 BarColumn(),
