@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything the project needs on this machine, idempotently:
 #   a Python 3.11 virtualenv with the pinned dependencies, PostgreSQL / Redis / RabbitMQ
-#   started if installed but down, the database created and migrated.
+#   started if installed but down, the PostgreSQL database created (demo.sh migrates it).
 # Sourced by demo.sh and test.sh; safe to run on its own.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -4,13 +4,31 @@
 """
 
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
-env = environ.Env()
+
+class _Env(environ.Env):
+    """environ.Env whose parse errors name the variable (`WRITE_PARTITIONS='abc'`)."""
+
+    def get_value(
+        self,
+        var: str,
+        cast: Any = None,
+        default: Any = environ.Env.NOTSET,
+        parse_default: bool = False,
+    ) -> Any:
+        try:
+            return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{var}={self.ENVIRON.get(var)!r}: {exc}") from exc
+
+
+env = _Env()
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 DEBUG = env.bool("DEBUG", default=False)
@@ -130,6 +148,8 @@ def _refuse_bad_write_settings() -> None:
         "PARTITION_LEASE_TTL": PARTITION_LEASE_TTL,
         "PARTITION_STANDBY_POLL": PARTITION_STANDBY_POLL,
         "RECONCILE_INTERVAL": RECONCILE_INTERVAL,
+        "RECONCILE_AFTER": RECONCILE_AFTER,
+        "RECONCILE_FORCE_AFTER": RECONCILE_FORCE_AFTER,
     }
     for name, value in positive.items():
         if value <= 0:

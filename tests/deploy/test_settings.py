@@ -18,6 +18,8 @@ from django.conf import settings
         ("WRITE_PARTITIONS", "0", "must be greater than 0"),
         ("PARTITION_LEASE_TTL", "-1", "must be greater than 0"),
         ("DRAIN_BATCH_SIZE", "0", "must be greater than 0"),
+        ("RECONCILE_AFTER", "-1", "must be greater than 0"),
+        ("WRITE_PARTITIONS", "abc", "invalid literal for int()"),
     ],
 )
 def test_a_bad_write_setting_stops_the_process_with_its_name(name, value, reason):

@@ -64,8 +64,18 @@ class Command(BaseCommand):
         flower_auth = settings.FLOWER_BASIC_AUTH or f"demo:{secrets.token_urlsafe(9)}"
         log_dir = Path(settings.BASE_DIR) / "var" / "log"
         console.rule("[bold]racefree demo")
+        database = settings.DATABASES["default"]
+        if database["ENGINE"].endswith("sqlite3"):
+            console.print(
+                "[bold yellow]WARNING: embedded SQLite fallback, not PostgreSQL[/] "
+                f"({database['NAME']}): SQLite serializes every write, so this shows "
+                "correctness, not the product's concurrency or speed. Start PostgreSQL for that."
+            )
+            database_label = "SQLite file"
+        else:
+            database_label = "PostgreSQL database"
         console.print(
-            f"PostgreSQL database [bold]{settings.DATABASES['default']['NAME']}[/], broker "
+            f"{database_label} [bold]{database['NAME']}[/], broker "
             f"[bold]{settings.CELERY_BROKER_URL}[/], {settings.WRITE_PARTITIONS} partitions, "
             f"dispatch [bold]{settings.WRITE_DISPATCH}[/]; process logs in {log_dir}/"
         )
