@@ -11,7 +11,8 @@ Per broker (Redis, RabbitMQ), in a fresh database `racefree_bench`:
 3. every `manage.py stress` strategy on the same hot-key quota workload and on a tag workload;
 4. the drain alone: N pending requests on one hot quota applied by one partition worker, with
    the worker's memory sampled throughout.
-Plus (Redis) throughput by number of workers, and coalesced latency at half its peak rate.
+Plus coalesced latency at half its peak rate (both brokers) and throughput by number of
+workers (Redis).
 
 Prints a table with throughput, p99 latency and ratios (strategy / raw floor, / no-op Celery,
 / lock), writes JSON to benchmarks/results/, PNG charts and the results section of

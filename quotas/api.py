@@ -33,7 +33,7 @@ from writes.api import (
 )
 from writes.services import WriteSpec, write_request_accept, write_requests_accept
 
-# Items per batch: 500 small items stay well inside API_MAX_BODY_BYTES (64 KiB).
+# Items per batch: 500 items with request_ids of up to ~90 characters fit API_MAX_BODY_BYTES.
 MAX_BATCH_ITEMS = 500
 
 

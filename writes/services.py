@@ -222,7 +222,7 @@ def _json(value: Any) -> Any:
 
 
 def write_requests_apply_through(*, object_key: str, request_id: str) -> dict[str, Any]:
-    """Apply, in order, every pending write of `object_key` accepted up to `request_id`.
+    """Apply, in order, the pending writes of `object_key`, at least up to `request_id`.
 
     The body of every one-message-per-write task. The first message of an object applies all
     of the object's pending writes (in acceptance order), so behind a backlog most messages

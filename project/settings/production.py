@@ -14,7 +14,7 @@ if len(SECRET_KEY) < 50 or SECRET_KEY.startswith(("change-me", "insecure")):
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-# Health checks and the in-cluster API call plain HTTP on these paths.
+# Health checks call plain HTTP (the load balancer, compose); everything else redirects.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
