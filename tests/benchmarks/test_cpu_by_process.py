@@ -1,0 +1,21 @@
+"""The CPU sampler of benchmarks/: it finds the real services and attributes processes by role."""
+
+from __future__ import annotations
+
+from benchmarks.cpu_by_process import cpu_by_role, role_of
+
+
+def test_roles_come_from_the_command_line_and_owner():
+    assert role_of("python -m gunicorn project.wsgi --bind x", "root") == "gunicorn"
+    assert role_of("python manage.py partition_worker --partition 3", "root") == (
+        "partition workers"
+    )
+    assert role_of("postgres: postgres racefree 127.0.0.1 idle", "postgres") == "postgres"
+    assert role_of("vim notes.txt", "root") is None
+
+
+def test_the_running_postgresql_and_redis_are_sampled():
+    sampled = cpu_by_role()
+    # Both servers run on this machine (the suite needs them) and have used some CPU.
+    assert sampled.get("postgres", 0) > 0
+    assert "redis" in sampled
