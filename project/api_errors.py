@@ -17,7 +17,7 @@ _STATUS = {ObjectNotFound: status.HTTP_404_NOT_FOUND, Conflict: status.HTTP_409_
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, plus domain errors as {"detail", "code"} with 400/404/409, and a
-    database that cannot be reached as 503 (nothing was accepted; retry)."""
+    database that cannot be reached as 503 (retry with the same request_id)."""
     if isinstance(exc, DomainError):
         code = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)
         return Response({"detail": exc.message, "code": exc.code}, status=code)
@@ -25,7 +25,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         logger.warning("database unavailable: %s", exc)
         response = Response(
             {
-                "detail": "the database is unavailable; nothing was accepted, retry shortly",
+                "detail": (
+                    "the database is unavailable; retry shortly with the same request_id "
+                    "(a write that did get recorded is not applied twice)"
+                ),
                 "code": "unavailable",
             },
             status=status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -1,11 +1,16 @@
-"""Quota writes: atomic, never below zero, never applied twice, no deadlock possible.
+"""Quota writes: atomic, never below zero, never applied twice, no deadlock through the queues.
 
 A consumption is one conditional `UPDATE ... SET remaining = remaining - n WHERE id = ... AND
 remaining >= n RETURNING remaining`: no row is locked before it, no SERIALIZABLE. The ledger
 row is inserted first with `ON CONFLICT DO NOTHING` on the unique `request_id`, so a second
-call with the same key finds the first one's row and changes nothing. Lock order is always
-ledger keys (sorted) then the one quota row, so two transactions cannot wait on each other in
-a cycle.
+call with the same key finds the first one's row and changes nothing.
+
+Locks: the slow path claims ledger keys (sorted) then updates the quota row; the fast path
+(everything fits) updates the quota row and inserts the ledger rows in one statement. Only
+the same request_id in two transactions at once could make them wait on each other; through
+the request log that cannot happen (an object's pending request rows are locked first, in id
+order, so its appliers run one after another). On direct, concurrent calls with one key,
+PostgreSQL would cancel one of the two with a deadlock error (transient: the tasks retry it).
 """
 
 from __future__ import annotations
@@ -174,11 +179,16 @@ def quota_apply_writes(
         seen_before = [item for item in ordered if item[1].request_id not in claimed]
         entries = _quota_update(quota_pk, fresh) if fresh else []
         _ledger_record(entries)
+    # A key the ledger already held answers from its record, every time it appears here:
+    # its first appearance in this group may itself be a reuse for another write.
+    recorded = {write.request_id for _, write, _ in seen_before}
+    recorded_repeats = [item for item in repeats if item[1].request_id in recorded]
+    repeats = [item for item in repeats if item[1].request_id not in recorded]
     if seen_before:
-        outcomes.update(_recorded_outcomes(quota_pk, seen_before))
+        outcomes.update(_recorded_outcomes(quota_pk, seen_before + recorded_repeats))
     outcomes.update((index, _outcome(entry)) for index, entry in entries)
     first_of = {write.request_id: (index, write.kind, a) for index, write, a in ordered}
-    for index, write, amount in repeats:  # a key twice in one group: the first one counts
+    for index, write, amount in repeats:  # a new key twice in one group: the first one counts
         first, kind, first_amount = first_of[write.request_id]
         if (kind, first_amount) != (write.kind, amount):
             outcomes[index] = _reused(write.request_id)

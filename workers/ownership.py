@@ -15,14 +15,13 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import close_old_connections, connection
-from django.utils import timezone
 
 from workers import time_limits
 from workers.broker import queue_depth
 from workers.leases import PartitionLease, Renewal
 from workers.routing import SHARED_QUEUE, queue_name
-from writes.publishing import partition_wake_rollback_unsafe
-from writes.selectors import partition_oldest_pending
+from writes.publishing import partition_wake_flag_clear, partition_wake_rollback_unsafe
+from writes.selectors import partition_oldest_pending_age
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +32,11 @@ def partition_reconcile(partition: int, *, taking_over: bool = False) -> str | N
     `taking_over`: a new owner drains whatever its predecessor left, at once (a crashed
     predecessor may also have left the wake-up flag set, which would silence new writes).
     """
-    oldest = partition_oldest_pending(partition=partition)
-    if oldest is None:
+    age = partition_oldest_pending_age(partition=partition)
+    if age is None:
+        if taking_over:
+            partition_wake_flag_clear(partition)
         return None
-    age = (timezone.now() - oldest).total_seconds()
     if taking_over:
         return partition_wake_rollback_unsafe(partition, force=True)
     if age < settings.RECONCILE_AFTER:

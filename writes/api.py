@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -16,6 +18,8 @@ from rest_framework.views import APIView
 from project.permissions import owner_or_perm
 from writes.selectors import write_request_get, write_request_wait
 from writes.services import REQUEST_ID_PATTERN, REQUEST_ID_RULE, Acceptance
+
+logger = logging.getLogger(__name__)
 
 MAX_WAIT_SECONDS = 10.0
 
@@ -105,7 +109,12 @@ def accepted_response(request: Request, acceptance: Acceptance, wait: float) -> 
     }
     final = write if write.is_final else None
     if final is None and wait > 0:
-        final = write_request_wait(request_id=write.request_id, timeout=wait)
+        try:
+            final = write_request_wait(request_id=write.request_id, timeout=wait)
+        except (OperationalError, InterfaceError):
+            # The write is committed: the database vanishing while we wait for its outcome
+            # must not turn its 202 into a 503 (a client would resend it).
+            logger.warning("lost the database while waiting for %s", write.request_id)
     if final is not None and final.is_final:
         body.update(state=final.state, result=final.result)
         return Response(body, status=200)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from redis.exceptions import RedisError
 
 from workers.celery import app as celery_app
 from workers.redis_client import redis_client
@@ -120,5 +121,5 @@ def partition_wake_flag_clear(partition: int) -> None:
     wake-up."""
     try:
         redis_client().delete(wake_flag_key(partition))
-    except Exception as exc:  # a stale flag only delays the next wake-up until the reconciler
+    except RedisError as exc:  # a stale flag only delays the next wake-up until the reconciler
         logger.warning("could not clear wake-up flag of partition %s: %s", partition, exc)

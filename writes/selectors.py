@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
 
-from django.db.models import Count
+from django.db.models import Count, DurationField, ExpressionWrapper, F
+from django.db.models.functions import Now
 
 from writes.models import WriteRequest
 
@@ -15,14 +15,19 @@ def write_request_get(*, request_id: str) -> WriteRequest | None:
     return WriteRequest.objects.filter(request_id=request_id).first()
 
 
-def partition_oldest_pending(*, partition: int) -> datetime | None:
-    """When the oldest still-pending write of a partition was accepted (None: nothing pends)."""
-    return (
+def partition_oldest_pending_age(*, partition: int) -> float | None:
+    """Seconds the oldest still-pending write of a partition has waited (None: nothing pends).
+
+    Measured by the database's clock on both ends, so a worker's skewed clock cannot delay
+    (or hasten) the reconciler."""
+    age = (
         WriteRequest.objects.filter(partition=partition, state=WriteRequest.State.PENDING)
         .order_by("id")
-        .values_list("accepted_at", flat=True)
+        .annotate(age=ExpressionWrapper(Now() - F("accepted_at"), output_field=DurationField()))
+        .values_list("age", flat=True)
         .first()
     )
+    return None if age is None else max(0.0, age.total_seconds())
 
 
 def write_request_counts() -> dict[str, int]:

@@ -23,6 +23,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import InterfaceError, OperationalError, connection, transaction
@@ -42,6 +43,9 @@ REQUEST_ID_RULE = "1-100 characters: letters, digits and . _ : - (starting with 
 # Errors worth retrying: the connection dropped, PostgreSQL restarted, a deadlock or
 # serialization failure was detected (psycopg maps those to OperationalError).
 TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
+# Errors that say nothing about the write itself: never isolate or fail a write for them;
+# roll back, leave it pending and let the exception end the task (retried, or reconciled).
+_NOT_THE_WRITES_FAULT = (*TRANSIENT_DB_ERRORS, SoftTimeLimitExceeded)
 _TABLE = WriteRequest._meta.db_table
 
 
@@ -314,8 +318,11 @@ def partition_drain(
             report.applied += counts.get("applied", 0)
             report.refused += counts.get("refused", 0)
             report.failed += counts.get("failed", 0)
-        if time.monotonic() - started > time_budget:
-            report.continued = True
+            # Checked per group, not per scan: a scan of many small groups can take long.
+            if time.monotonic() - started > time_budget:
+                report.continued = True
+                break
+        if report.continued:
             publishing.partition_wake_rollback_unsafe(partition, force=True)
             break
     report.requests = report.applied + report.refused + report.failed
@@ -339,7 +346,11 @@ class _Rows:
 
 def _group_apply(object_key: str, rows_filter: _Rows) -> Counter[str]:
     """Lock the matching pending rows of one object, apply them in order, mark them final."""
-    object_type, object_id = object_type_for_key(object_key)
+    try:
+        object_type, object_id = object_type_for_key(object_key)
+    except KeyError:
+        # A type no longer deployed: fail its writes rather than stall the partition behind them.
+        return _fail_all(rows_filter, f"no registered object type for {object_key!r}")
     try:
         with transaction.atomic():
             rows = _lock_pending(rows_filter)
@@ -348,7 +359,7 @@ def _group_apply(object_key: str, rows_filter: _Rows) -> Counter[str]:
             outcomes = object_type.apply_group(object_id, _pending_writes(rows))
             _finish(rows, outcomes)
             return Counter(outcome.state for outcome in outcomes)
-    except TRANSIENT_DB_ERRORS:
+    except _NOT_THE_WRITES_FAULT:
         raise
     except Exception:
         logger.exception("group %s failed; applying its writes one by one", object_key)
@@ -374,7 +385,7 @@ def _apply_one_by_one(object_key: str, rows_filter: _Rows) -> Counter[str]:
                 outcomes = object_type.apply_group(object_id, _pending_writes(rows))
                 _finish(rows, outcomes)
                 counts.update(outcome.state for outcome in outcomes)
-        except TRANSIENT_DB_ERRORS:
+        except _NOT_THE_WRITES_FAULT:
             raise
         except Exception as exc:
             logger.exception("write %s failed", row_id)
@@ -387,6 +398,13 @@ def _apply_one_by_one(object_key: str, rows_filter: _Rows) -> Counter[str]:
                 _finish(rows, [failure] * len(rows))
                 counts["failed"] += len(rows)
     return counts
+
+
+def _fail_all(rows_filter: _Rows, detail: str) -> Counter[str]:
+    with transaction.atomic():
+        rows = _lock_pending(rows_filter)
+        _finish(rows, [WriteOutcome("failed", {"reason": "error", "detail": detail})] * len(rows))
+    return Counter(failed=len(rows))
 
 
 def _lock_pending(rows_filter: _Rows) -> list[dict[str, Any]]:

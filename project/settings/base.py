@@ -96,6 +96,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         options=f"-c statement_timeout={env.int('DB_STATEMENT_TIMEOUT_MS', default=30000)}",
         # Names each process's sessions in pg_stat_activity (web, writes.3, ...).
         application_name=env.str("DB_APPLICATION_NAME", default="racefree"),
+        # An unreachable host must not hang a worker's heartbeat thread for minutes.
+        connect_timeout=env.int("DB_CONNECT_TIMEOUT", default=5),
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

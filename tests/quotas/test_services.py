@@ -175,6 +175,28 @@ def _model(limit, writes):
     return out
 
 
+def test_a_recorded_key_reused_then_repeated_in_one_group_answers_from_its_record():
+    # Found by the property test: the group's first "k" is a reuse for another write, the
+    # second is a true repeat of the recorded one and must get the recorded outcome.
+    quota = QuotaFactory(limit=0)
+    with transaction.atomic():
+        [first] = quota_apply_writes(
+            quota_id=quota.pk, writes=[PendingWrite("k", "quotas.consume", {"amount": 2})]
+        )
+    with transaction.atomic():
+        reused, repeat = quota_apply_writes(
+            quota_id=quota.pk,
+            writes=[
+                PendingWrite("k", "quotas.consume", {"amount": 1}),
+                PendingWrite("k", "quotas.consume", {"amount": 2}),
+            ],
+        )
+    assert (first.state, first.result["remaining"]) == ("refused", 0)
+    assert reused.state == "refused" and reused.result["reason"] == "request_id_reused"
+    assert (repeat.state, repeat.result["remaining"]) == ("refused", 0)
+    assert repeat.result["duplicate"]
+
+
 def test_a_duplicate_inside_an_otherwise_granted_group_is_given_back():
     quota = QuotaFactory(limit=10)
     quota_consume(quota_id=quota.pk, amount=2, request_id="a")

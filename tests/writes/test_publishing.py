@@ -101,3 +101,28 @@ def test_bulk_acceptance_is_all_or_nothing(broker_redis, cache_redis):
     first, second = write_requests_accept(writes=repeat)
     assert first.created and not second.created
     assert first.request.pk == second.request.pk
+
+
+def test_a_new_owner_clears_a_stale_wake_up_flag_its_predecessor_left(broker_redis, cache_redis):
+    from workers.ownership import partition_reconcile
+
+    quota = QuotaFactory(limit=100)
+    partition = partition_for(f"quotas.quota:{quota.pk}")
+    # A predecessor died with its flag set and nothing pending: the flag would silence the
+    # next writes until it expires.
+    cache_redis.set(wake_flag_key(partition), "dead-owners-drain", ex=60)
+    assert partition_reconcile(partition, taking_over=True) is None
+    assert cache_redis.get(wake_flag_key(partition)) is None
+    _accept(quota)
+    assert broker_redis.llen(queue_name(partition)) == 1
+
+
+def test_the_reconciler_measures_waiting_with_the_databases_clock():
+    from writes.selectors import partition_oldest_pending_age
+
+    quota = QuotaFactory(limit=100)
+    partition = partition_for(f"quotas.quota:{quota.pk}")
+    assert partition_oldest_pending_age(partition=partition) is None
+    _accept(quota)
+    age = partition_oldest_pending_age(partition=partition)
+    assert age is not None and 0 <= age < 5

@@ -1,6 +1,7 @@
 """The request log in-process: acceptance, ordering, idempotency, failure isolation."""
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 
 from project.errors import InvalidInput
@@ -166,3 +167,66 @@ def test_accept_inside_a_rolled_back_transaction_leaves_nothing():
         accept(KIND_CONSUME, quota.pk, {"amount": 1}, "ghost")
         raise RuntimeError
     assert not WriteRequest.objects.filter(request_id="ghost").exists()
+
+
+def test_a_soft_time_limit_leaves_the_writes_pending_never_failed(monkeypatch):
+    # The soft limit says nothing about the writes: they must stay pending (applied later),
+    # not be isolated one by one and marked failed.
+    quota = QuotaFactory(limit=10)
+    first = accept(KIND_CONSUME, quota.pk, {"amount": 1})
+    second = accept(KIND_CONSUME, quota.pk, {"amount": 1})
+    real = kinds.object_type_for_key(first.object_key)[0]
+
+    def apply(*, quota_id, writes):
+        raise SoftTimeLimitExceeded("soft time limit (60s)")
+
+    monkeypatch.setitem(
+        kinds._by_label,
+        "quotas.quota",
+        kinds.ObjectType(real.label, real.id_arg, apply, real.kinds),
+    )
+    with pytest.raises(SoftTimeLimitExceeded):
+        partition_drain(partition=first.partition)
+    states = set(
+        WriteRequest.objects.filter(pk__in=[first.pk, second.pk]).values_list("state", flat=True)
+    )
+    assert states == {"pending"}
+
+
+def test_a_write_of_an_unregistered_object_type_fails_without_stalling_its_partition():
+    quota = QuotaFactory(limit=10)
+    good = accept(KIND_CONSUME, quota.pk, {"amount": 1})
+    # As if a deploy removed the type while one of its writes was still pending.
+    orphan = WriteRequest.objects.create(
+        request_id="orphan-1",
+        kind="gone.write",
+        object_key="gone.model:1",
+        partition=good.partition,
+        payload={},
+    )
+    later = accept(KIND_CONSUME, quota.pk, {"amount": 1})
+    partition_drain(partition=good.partition)
+    states = dict(
+        WriteRequest.objects.filter(pk__in=[good.pk, orphan.pk, later.pk]).values_list(
+            "request_id", "state"
+        )
+    )
+    assert states == {good.request_id: "applied", "orphan-1": "failed", later.request_id: "applied"}
+    assert "gone.model:1" in WriteRequest.objects.get(pk=orphan.pk).result["detail"]
+
+
+def test_a_drain_stops_at_its_time_budget_between_groups_and_wakes_itself():
+    # Three quotas in one partition: with no budget left, one group is applied, the rest wait
+    # for the wake-up the drain publishes for itself.
+    quotas, partition = [], None
+    while len(quotas) < 3:
+        quota = QuotaFactory(limit=10)
+        p = partition_for(f"quotas.quota:{quota.pk}")
+        if partition is None or p == partition:
+            partition = p
+            quotas.append(quota)
+    writes = [accept(KIND_CONSUME, q.pk, {"amount": 1}) for q in quotas]
+    report = partition_drain(partition=partition, time_budget=0)
+    assert report.continued and report.groups == 1
+    states = [WriteRequest.objects.get(pk=w.pk).state for w in writes]
+    assert states == ["applied", "pending", "pending"]
