@@ -188,6 +188,7 @@ def _insert_pending(requests: list[WriteRequest]) -> dict[str, tuple[int, Any]]:
         ("partition", BIGINT),
         ("payload", JSONB),
         ("requested_by_id", BIGINT),
+        ("ord", BIGINT),
     ]
     with connection.cursor() as cursor:
         for start in range(0, len(requests), 5000):
@@ -202,18 +203,35 @@ def _insert_pending(requests: list[WriteRequest]) -> dict[str, tuple[int, Any]]:
                         r.partition,
                         r.payload,
                         r.requested_by.pk if r.requested_by else None,
+                        ord_,
                     )
-                    for r in requests[start : start + 5000]
+                    for ord_, r in enumerate(requests[start : start + 5000])
                 ],
             )
-            cursor.execute(
-                f"WITH {cte} INSERT INTO {_TABLE} (request_id, kind, object_key, partition, "
-                "payload, state, result, requested_by_id, applied_by) "
-                "SELECT v.request_id, v.kind, v.object_key, v.partition, v.payload, 'pending', "
-                "'{}', v.requested_by_id, '' FROM v WHERE true "
-                "ON CONFLICT (request_id) DO NOTHING RETURNING request_id, id, accepted_at",
-                params,
-            )
+            if connection.vendor == "postgresql":
+                # Ids are drawn in item order (they are the acceptance order), rows inserted
+                # in request_id order: two batches sharing request_ids in different orders
+                # then take the unique index's entries in one order, and cannot deadlock.
+                statement = (
+                    f"WITH {cte}, numbered AS MATERIALIZED (SELECT nextval("
+                    f"pg_get_serial_sequence('{_TABLE}', 'id')) AS id, o.* "
+                    "FROM (SELECT v.* FROM v ORDER BY v.ord) AS o) "
+                    f"INSERT INTO {_TABLE} (id, request_id, kind, object_key, partition, "
+                    "payload, state, result, requested_by_id, applied_by) "
+                    "SELECT n.id, n.request_id, n.kind, n.object_key, n.partition, n.payload, "
+                    "'pending', '{}', n.requested_by_id, '' FROM numbered AS n "
+                    "ORDER BY n.request_id "
+                    "ON CONFLICT (request_id) DO NOTHING RETURNING request_id, id, accepted_at"
+                )
+            else:  # SQLite serializes writers: no deadlock to avoid
+                statement = (
+                    f"WITH {cte} INSERT INTO {_TABLE} (request_id, kind, object_key, "
+                    "partition, payload, state, result, requested_by_id, applied_by) "
+                    "SELECT v.request_id, v.kind, v.object_key, v.partition, v.payload, "
+                    "'pending', '{}', v.requested_by_id, '' FROM v WHERE true ORDER BY v.ord "
+                    "ON CONFLICT (request_id) DO NOTHING RETURNING request_id, id, accepted_at"
+                )
+            cursor.execute(statement, params)
             for request_id, row_id, at in cursor.fetchall():
                 inserted[request_id] = (row_id, accepted_at.to_python(at))
     return inserted

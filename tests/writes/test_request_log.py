@@ -230,3 +230,17 @@ def test_a_drain_stops_at_its_time_budget_between_groups_and_wakes_itself():
     assert report.continued and report.groups == 1
     states = [WriteRequest.objects.get(pk=w.pk).state for w in writes]
     assert states == ["applied", "pending", "pending"]
+
+
+def test_a_batch_is_numbered_in_item_order_whatever_its_request_ids():
+    from writes.services import WriteSpec, write_requests_accept
+
+    quota = QuotaFactory(limit=10)
+    ids = ["zz-3", "mm-2", "aa-1", "zz-0"]  # item order is not request_id order
+    accepted = write_requests_accept(
+        writes=[WriteSpec(KIND_CONSUME, quota.pk, {"amount": 1}, rid) for rid in ids]
+    )
+    pks = [a.request.pk for a in accepted]
+    assert pks == sorted(pks)
+    stored = list(WriteRequest.objects.order_by("id").values_list("request_id", flat=True))
+    assert stored == ids
