@@ -407,18 +407,12 @@ def _apply_one_by_one(object_key: str, rows_filter: _Rows) -> Counter[str]:
             raise
         except Exception as exc:
             logger.exception("write %s failed", row_id)
-            with transaction.atomic():
-                rows = _lock_pending(_Rows.by_ids([row_id]))
-                failure = WriteOutcome(
-                    "failed",
-                    {"reason": "error", "detail": f"{type(exc).__name__}: {exc}"[:500]},
-                )
-                _finish(rows, [failure] * len(rows))
-                counts["failed"] += len(rows)
+            counts += _fail_all(_Rows.by_ids([row_id]), f"{type(exc).__name__}: {exc}"[:500])
     return counts
 
 
 def _fail_all(rows_filter: _Rows, detail: str) -> Counter[str]:
+    """Mark the selected rows that are still pending `failed`, with `detail`."""
     with transaction.atomic():
         rows = _lock_pending(rows_filter)
         _finish(rows, [WriteOutcome("failed", {"reason": "error", "detail": detail})] * len(rows))

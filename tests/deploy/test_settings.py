@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
-from django.conf import settings
+
+from tests.commands import run_manage_py
 
 
 @pytest.mark.parametrize(
@@ -23,25 +20,11 @@ from django.conf import settings
     ],
 )
 def test_a_bad_write_setting_stops_the_process_with_its_name(name, value, reason):
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=settings.BASE_DIR,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings.local", name: value},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_manage_py("check", **{name: value})
     assert result.returncode != 0
     assert f"{name}=" in result.stderr and reason in result.stderr, result.stderr[-2000:]
 
 
 def test_the_default_write_settings_pass():
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=settings.BASE_DIR,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings.local"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_manage_py("check")
     assert result.returncode == 0, result.stderr[-2000:]

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 
 import psycopg
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+
+from tests.commands import run_manage_py
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -80,17 +79,6 @@ def test_coalesced_publishes_far_fewer_messages_than_writes(clean_broker, cache_
     assert batched["messages"] <= 400 // 50
 
 
-def run_stress_command(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", "stress", *args],
-        cwd=settings.BASE_DIR,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings.local", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 @pytest.mark.parametrize(
     ("args", "reason"),
     [
@@ -102,7 +90,7 @@ def run_stress_command(*args: str, **env: str) -> subprocess.CompletedProcess:
     ],
 )
 def test_bad_options_are_refused_with_a_reason(args, reason):
-    result = run_stress_command(*args)
+    result = run_manage_py("stress", *args)
     assert result.returncode == 1
     assert reason in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
 
@@ -123,7 +111,7 @@ def test_an_unmigrated_database_is_named_not_a_traceback():
     try:
         auth = f"{db['USER']}:{db['PASSWORD']}" if db["PASSWORD"] else db["USER"]
         url = f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{name}"
-        result = run_stress_command("--strategy", "atomic", DATABASE_URL=url)
+        result = run_manage_py("stress", "--strategy", "atomic", DATABASE_URL=url)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name}")
