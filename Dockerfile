@@ -1,4 +1,4 @@
-# One image for the API (gunicorn), the partition workers and Flower.
+# One image for the API (granian, via manage.py run_web), the partition workers and Flower.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -24,5 +24,4 @@ RUN pip install --no-cache-dir . \
 
 USER app
 EXPOSE 8000 5555
-CMD ["gunicorn", "project.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", \
-     "--threads", "8", "--worker-class", "gthread", "--access-logfile", "-"]
+CMD ["python", "manage.py", "run_web", "--host", "0.0.0.0", "--port", "8000"]

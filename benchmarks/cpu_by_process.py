@@ -4,7 +4,7 @@
     sleep 8; python benchmarks/cpu_by_process.py --seconds 40
 
 Samples, once a second, the CPU seconds (user + system, from /proc) of every process on this
-machine grouped by role (gunicorn, partition workers, Flower, producers, PostgreSQL, Redis)
+machine grouped by role (web, partition workers, Flower, producers, PostgreSQL, Redis)
 and the number of final writes in the request log; prints CPU milliseconds per applied write
 by role over the middle of the run, as JSON with --json. Linux only.
 """
@@ -21,23 +21,30 @@ import psycopg
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 ROLES = (
-    ("gunicorn", "gunicorn"),
+    ("granian", "web"),
+    ("gunicorn", "web"),
     ("partition_worker", "partition workers"),
     ("run_flower", "flower"),
     ("spawn_main", "producers"),
     ("redis-server", "redis"),
 )
+# The load itself: reported apart, never counted in what a write costs.
+LOAD_ROLE = "load generator (wrk)"
 
 
 def role_of(command: str, owner: str) -> str | None:
     """The role a process plays, from its command line and owner; None if not ours."""
     if owner == "postgres":
         return "postgres"
+    if command.startswith("wrk "):
+        return LOAD_ROLE
     return next((role for marker, role in ROLES if marker in command), None)
 
 
 def cpu_by_role() -> dict[str, float]:
-    """CPU seconds used so far by every process of each role."""
+    """CPU seconds used so far by every process of each role, with the children each has
+    reaped (so a PostgreSQL backend or a pool process that exits between two samples still
+    counts: its time moves to its parent's)."""
     totals: dict[str, float] = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -50,8 +57,9 @@ def cpu_by_role() -> dict[str, float]:
             continue  # the process ended meanwhile
         role = role_of(command, owner)
         if role is not None:
-            utime, stime = int(fields[11]), int(fields[12])
-            totals[role] = totals.get(role, 0.0) + (utime + stime) / CLOCK_TICKS
+            # utime, stime, cutime, cstime
+            ticks = sum(int(value) for value in fields[11:15])
+            totals[role] = totals.get(role, 0.0) + ticks / CLOCK_TICKS
     return totals
 
 

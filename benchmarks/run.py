@@ -76,8 +76,17 @@ def main() -> None:
         metavar="PATH",
         help="measure nothing: print (and with --docs, draw) the report of a saved run",
     )
+    parser.add_argument(
+        "--http",
+        action="store_true",
+        help="the HTTP benchmark instead: every write endpoint next to the inline baselines, "
+        "loaded by wrk (benchmarks/results/http.json)",
+    )
     parser.add_argument("--one-broker", help=argparse.SUPPRESS)  # internal: child run
     args = parser.parse_args()
+    if args.http:
+        _http(args)
+        return
     if args.from_json:
         _report(json.loads(Path(args.from_json).read_text()), docs=args.docs)
         return
@@ -140,8 +149,36 @@ def _report(results: dict, *, docs: bool) -> None:
         sys.exit(f"invariants broken in: {failed}")
 
 
-def _setup_django(broker: str) -> None:
-    os.environ["DJANGO_SETTINGS_MODULE"] = "project.settings.local"
+def _http(args: argparse.Namespace) -> None:
+    from benchmarks.web import report
+
+    if args.from_json:
+        results = json.loads(Path(args.from_json).read_text())
+    else:
+        _setup_django("redis", settings_module="benchmarks.web.settings")
+        from benchmarks.web import measure
+
+        results = {
+            "machine": _machine(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "smoke": args.smoke,
+            **measure.run_all(
+                seconds=3 if args.smoke else 15, idle_requests=20 if args.smoke else 200
+            ),
+        }
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ("http-smoke.json" if args.smoke else "http.json")).write_text(
+            json.dumps(results, indent=2)
+        )
+    print(report.table(results))
+    if args.docs:
+        report.chart(results, ROOT / "docs")
+        report.markdown(results, ROOT / "docs" / "BENCHMARKS.md")
+
+
+def _setup_django(broker: str, settings_module: str = "project.settings.local") -> None:
+    os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
     os.environ["CELERY_BROKER_URL"] = BROKERS[broker]
     os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/3"
     os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}"

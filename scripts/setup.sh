@@ -72,6 +72,19 @@ if [ "${NEED_RABBITMQ:-0}" = 1 ] && ! port_open 5672; then
   fi
 fi
 
+# --- Load generator for the HTTP benchmark: Debian's wrk (only when asked for) -------------
+if [ "${NEED_WRK:-0}" = 1 ] && ! command -v wrk >/dev/null 2>&1; then
+  command -v apt-get >/dev/null 2>&1 || die "wrk is needed (HTTP benchmark): install it with your package manager"
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo -n"
+  say "Installing wrk (Debian package) for the HTTP benchmark"
+  mkdir -p var
+  if ! { $sudo_ apt-get install -y -q wrk || { $sudo_ apt-get update -q && $sudo_ apt-get install -y -q wrk; }; } \
+      > var/apt-wrk.log 2>&1; then
+    tail -n 20 var/apt-wrk.log
+    die "could not install wrk (log: var/apt-wrk.log)"
+  fi
+fi
+
 # --- Database -------------------------------------------------------------------------------
 if port_open 5432; then
   .venv/bin/python - <<'PY'

@@ -91,28 +91,14 @@ def partition_worker_specs(
     return specs
 
 
-def web_spec(port: int, *, workers: int = 2, threads: int = 8) -> ChildSpec:
-    """The API: gunicorn with threaded workers (a `?wait=` request holds a thread)."""
-    return ChildSpec(
-        name="web",
-        argv=[
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "project.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
-            "--worker-class",
-            "gthread",
-            "--access-logfile",
-            "-",
-        ],
-        env={"DB_APPLICATION_NAME": "racefree-web"},
-    )
+def web_spec(port: int, *, workers: int | None = None, threads: int | None = None) -> ChildSpec:
+    """The API, served by `manage.py run_web` (WEB_WORKERS x WEB_THREADS unless given)."""
+    env = {"DB_APPLICATION_NAME": "racefree-web"}
+    if workers is not None:
+        env["WEB_WORKERS"] = str(workers)
+    if threads is not None:
+        env["WEB_THREADS"] = str(threads)
+    return ChildSpec(name="web", argv=manage_py("run_web", "--port", str(port)), env=env)
 
 
 def flower_spec(port: int) -> ChildSpec:

@@ -133,6 +133,12 @@ RECONCILE_AFTER = env.float("RECONCILE_AFTER", default=5.0)
 # ...and, when its queue never empties, after this long regardless.
 RECONCILE_FORCE_AFTER = env.float("RECONCILE_FORCE_AFTER", default=60.0)
 
+# The web server (manage.py run_web): processes, threads per process, access log (it costs
+# about a fifth of a request's CPU in the server; a proxy in front usually keeps one).
+WEB_WORKERS = env.int("WEB_WORKERS", default=2)
+WEB_THREADS = env.int("WEB_THREADS", default=8)
+WEB_ACCESS_LOG = env.bool("WEB_ACCESS_LOG", default=False)
+
 
 # A typo in one of these must stop the process at start, not quietly pick another behaviour.
 def _refuse_bad_write_settings() -> None:
@@ -152,6 +158,8 @@ def _refuse_bad_write_settings() -> None:
         "RECONCILE_INTERVAL": RECONCILE_INTERVAL,
         "RECONCILE_AFTER": RECONCILE_AFTER,
         "RECONCILE_FORCE_AFTER": RECONCILE_FORCE_AFTER,
+        "WEB_WORKERS": WEB_WORKERS,
+        "WEB_THREADS": WEB_THREADS,
     }
     for name, value in positive.items():
         if value <= 0:

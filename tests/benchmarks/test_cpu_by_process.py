@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from benchmarks.cpu_by_process import cpu_by_role, role_of
+from benchmarks.cpu_by_process import LOAD_ROLE, cpu_by_role, role_of
 
 
 def test_roles_come_from_the_command_line_and_owner():
-    assert role_of("python -m gunicorn project.wsgi --bind x", "root") == "gunicorn"
+    assert role_of("python -m gunicorn project.wsgi --bind x", "root") == "web"
+    assert role_of("granian --interface wsgi project.wsgi:application", "root") == "web"
+    assert role_of("wrk -t2 -c16 http://127.0.0.1:8000/", "root") == LOAD_ROLE
     assert role_of("python manage.py partition_worker --partition 3", "root") == (
         "partition workers"
     )

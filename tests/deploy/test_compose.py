@@ -3,7 +3,6 @@ that exist, and let `docker compose config` validate it where the client has com
 
 from __future__ import annotations
 
-import importlib
 import re
 import shutil
 import subprocess
@@ -39,10 +38,7 @@ def test_every_command_names_something_that_exists(name):
     manage = re.findall(r"manage\.py\s+([a-z_]+)", text)
     for subcommand in manage:
         assert subcommand in get_commands(), f"{name}: no manage.py command {subcommand!r}"
-    if "gunicorn" in text:
-        module = re.search(r"gunicorn\s+([\w.]+)", text).group(1)
-        assert hasattr(importlib.import_module(module), "application")
-    assert manage or "gunicorn" in text, f"{name}: runs neither manage.py nor gunicorn"
+    assert manage, f"{name}: runs no manage.py command"
 
 
 def test_dependencies_and_files_exist():
