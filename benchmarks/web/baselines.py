@@ -78,4 +78,3 @@ def noop_django(request: HttpRequest) -> JsonResponse:
 def noop_drf(request: Request) -> Response:
     """A DRF view behind the same authentication: what DRF and authentication add."""
     return Response({"state": "pending"}, status=202)
-

@@ -119,8 +119,15 @@ def run_all(
             ChildSpec(
                 "baseline-worker",
                 manage_py(
-                    "partition_worker", "--queue", "celery", "--pool", "prefork",
-                    "--concurrency", "4", "--loglevel", "WARNING",
+                    "partition_worker",
+                    "--queue",
+                    "celery",
+                    "--pool",
+                    "prefork",
+                    "--concurrency",
+                    "4",
+                    "--loglevel",
+                    "WARNING",
                 ),
             ),
         ],
@@ -145,8 +152,13 @@ def run_all(
             log(endpoint.name)
             rows.append(
                 measure(
-                    endpoint, base_url, user, token,
-                    seconds=seconds, connections=connections, threads=threads,
+                    endpoint,
+                    base_url,
+                    user,
+                    token,
+                    seconds=seconds,
+                    connections=connections,
+                    threads=threads,
                     idle_requests=idle_requests,
                 )
             )
@@ -154,9 +166,15 @@ def run_all(
         log(f"{HALF_PEAK.name} ({peak / 2:.0f}/s)")
         rows.append(
             measure(
-                HALF_PEAK, base_url, user, token,
-                seconds=seconds, connections=connections, threads=threads,
-                idle_requests=0, rate=peak / 2,
+                HALF_PEAK,
+                base_url,
+                user,
+                token,
+                seconds=seconds,
+                connections=connections,
+                threads=threads,
+                idle_requests=0,
+                rate=peak / 2,
             )
         )
     finally:
@@ -209,9 +227,7 @@ def measure(
     }
     load_cpu = cpu.pop(LOAD_ROLE, None)
     idle = (
-        idle_latency(base_url + path, endpoint.body, token, idle_requests)
-        if idle_requests
-        else {}
+        idle_latency(base_url + path, endpoint.body, token, idle_requests) if idle_requests else {}
     )
     return {
         "name": endpoint.name,
@@ -298,8 +314,15 @@ def wrk(
         "BENCH_RATE": str(rate or 0),
     }
     argv = [
-        "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "15s",
-        "-s", str(LOAD_SCRIPT), url,
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        "15s",
+        "-s",
+        str(LOAD_SCRIPT),
+        url,
     ]
     out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=seconds + 60)
     for line in out.stdout.splitlines():
