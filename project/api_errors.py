@@ -8,15 +8,19 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from project.errors import Conflict, DomainError, ObjectNotFound
+from project.errors import Conflict, DomainError, Forbidden, ObjectNotFound
 
 logger = logging.getLogger(__name__)
 
-_STATUS = {ObjectNotFound: status.HTTP_404_NOT_FOUND, Conflict: status.HTTP_409_CONFLICT}
+_STATUS = {
+    ObjectNotFound: status.HTTP_404_NOT_FOUND,
+    Forbidden: status.HTTP_403_FORBIDDEN,
+    Conflict: status.HTTP_409_CONFLICT,
+}
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's handler, plus domain errors as {"detail", "code"} with 400/404/409, and a
+    """DRF's handler, plus domain errors as {"detail", "code"} with 400/403/404/409, and a
     database that cannot be reached as 503 (retry with the same request_id)."""
     if isinstance(exc, DomainError):
         code = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)

@@ -16,7 +16,7 @@ from typing import Any
 from django.db import connection
 
 # Column types: the PostgreSQL array type each column is passed as.
-BIGINT, TEXT, JSONB = "bigint", "text", "jsonb"
+BIGINT, TEXT, JSONB, BOOLEAN = "bigint", "text", "jsonb", "boolean"
 
 
 def rows_cte(

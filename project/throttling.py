@@ -19,7 +19,7 @@ from django.conf import settings
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
-from workers.redis_client import redis_client
+from core.redis_client import redis_client
 
 logger = logging.getLogger(__name__)
 

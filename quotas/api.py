@@ -20,7 +20,15 @@ from rest_framework.views import APIView
 from project.permissions import HasModelPermission, owner_or_perm
 from project.throttling import WriteRateThrottle
 from quotas.models import Quota
-from quotas.services import KIND_CONSUME, KIND_REFILL, MAX_AMOUNT, MAX_LIMIT, quota_create
+from quotas.services import (
+    KIND_CONSUME,
+    KIND_REFILL,
+    MAX_AMOUNT,
+    MAX_LIMIT,
+    QUOTA_CONSUME_GUARD,
+    QUOTA_REFILL_GUARD,
+    quota_create,
+)
 from writes.api import (
     ERRORS,
     WAIT_PARAMETER,
@@ -28,10 +36,10 @@ from writes.api import (
     WRITE_RESPONSES,
     RequestIdField,
     WriteAcceptedSerializer,
+    WriteView,
     accepted_response,
-    wait_seconds,
 )
-from writes.services import WriteSpec, write_request_accept, write_requests_accept
+from writes.services import WriteRefused, WriteSpec, write_requests_accept
 
 # Items per batch: 500 items with request_ids of up to ~90 characters fit API_MAX_BODY_BYTES.
 MAX_BATCH_ITEMS = 500
@@ -103,62 +111,57 @@ class QuotaDetailView(APIView):
         return Response(_quota_data(quota))
 
 
-class _QuotaWriteView(APIView):
-    kind = ""
-    # A consumption larger than the limit can never be granted: refuse it up front. A refill
-    # larger than the limit is just capped at it.
-    amount_within_limit = True
-    throttle_classes = [WriteRateThrottle]
+class _QuotaWriteView(WriteView):
+    serializer_class = AmountSerializer
+    object_arg = "quota_id"
+    perm = "quotas.consume_quota"
 
-    def post(self, request: Request, quota_id: int) -> Response:
-        wait = wait_seconds(request)
-        quota = get_object_or_404(Quota, pk=quota_id)
-        if not owner_or_perm(request.user, quota, "quotas.consume_quota"):
-            raise PermissionDenied("you may not use this quota")
-        serializer = AmountSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        amount = serializer.validated_data["amount"]
-        if self.amount_within_limit and amount > quota.limit:
-            raise ValidationError({"amount": [f"exceeds the quota's limit of {quota.limit}"]})
-        acceptance = write_request_accept(
-            kind=self.kind,
-            object_id=quota.pk,
-            payload={"amount": amount},
-            request_id=serializer.validated_data.get("request_id"),
-            requested_by=request.user,
+    def payload(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {"amount": data["amount"]}
+
+    def explain_refusal(self, request: Request, object_id: int, payload: dict | None) -> None:
+        quota_write_refusal(request, object_id, amounts=[payload["amount"]] if payload else [])
+
+
+def quota_write_refusal(request: Request, quota_id: int, *, amounts: list[int]) -> None:
+    """Raise why these writes to a quota are refused: 404, 403, then 400 for a consumption
+    above the limit (it could never be granted); return if nothing is wrong."""
+    quota = get_object_or_404(Quota, pk=quota_id)
+    if not owner_or_perm(request.user, quota, "quotas.consume_quota"):
+        raise PermissionDenied("you may not use this quota")
+    too_big = [i for i, amount in enumerate(amounts) if amount > quota.limit]
+    if too_big and len(amounts) == 1:
+        raise ValidationError({"amount": [f"exceeds the quota's limit of {quota.limit}"]})
+    if too_big:
+        raise ValidationError(
+            {"items": [f"item {too_big[0]}: amount exceeds the quota's limit of {quota.limit}"]}
         )
-        return accepted_response(request, acceptance, wait)
 
 
+@extend_schema(
+    request=AmountSerializer,
+    responses=WRITE_RESPONSES,
+    parameters=[WAIT_PARAMETER],
+    operation_id="quota_consume",
+)
 class QuotaConsumeView(_QuotaWriteView):
     """Consume from a quota: granted while enough remains, else refused (see the status)."""
 
     kind = KIND_CONSUME
-
-    @extend_schema(
-        request=AmountSerializer,
-        responses=WRITE_RESPONSES,
-        parameters=[WAIT_PARAMETER],
-        operation_id="quota_consume",
-    )
-    def post(self, request: Request, quota_id: int) -> Response:
-        return super().post(request, quota_id)
+    guard = QUOTA_CONSUME_GUARD
 
 
+@extend_schema(
+    request=AmountSerializer,
+    responses=WRITE_RESPONSES,
+    parameters=[WAIT_PARAMETER],
+    operation_id="quota_refill",
+)
 class QuotaRefillView(_QuotaWriteView):
     """Give units back to a quota, never above its limit."""
 
     kind = KIND_REFILL
-    amount_within_limit = False
-
-    @extend_schema(
-        request=AmountSerializer,
-        responses=WRITE_RESPONSES,
-        parameters=[WAIT_PARAMETER],
-        operation_id="quota_refill",
-    )
-    def post(self, request: Request, quota_id: int) -> Response:
-        return super().post(request, quota_id)
+    guard = QUOTA_REFILL_GUARD
 
 
 class ConsumeBatchSerializer(serializers.Serializer):
@@ -185,30 +188,29 @@ class QuotaConsumeBatchView(APIView):
         operation_id="quota_consume_batch",
     )
     def post(self, request: Request, quota_id: int) -> Response:
-        quota = get_object_or_404(Quota, pk=quota_id)
-        if not owner_or_perm(request.user, quota, "quotas.consume_quota"):
-            raise PermissionDenied("you may not use this quota")
         serializer = ConsumeBatchSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        if not serializer.is_valid():
+            quota_write_refusal(request, quota_id, amounts=[])  # 404 and 403 come first
+            raise ValidationError(serializer.errors)
         items = serializer.validated_data["items"]
-        too_big = [i for i, item in enumerate(items) if item["amount"] > quota.limit]
-        if too_big:
-            raise ValidationError(
-                {"items": [f"item {too_big[0]}: amount exceeds the quota's limit of {quota.limit}"]}
-            )
         # DRF charged this call one write; every item is one.
         throttle = WriteRateThrottle()
         if len(items) > 1 and not throttle.allow_writes(request, len(items) - 1):
             raise Throttled(wait=throttle.wait())
-        acceptances = write_requests_accept(
-            writes=[
-                WriteSpec(
-                    KIND_CONSUME, quota.pk, {"amount": item["amount"]}, item.get("request_id")
-                )
-                for item in items
-            ],
-            requested_by=request.user,
-        )
+        try:
+            acceptances = write_requests_accept(
+                writes=[
+                    WriteSpec(
+                        KIND_CONSUME, quota_id, {"amount": item["amount"]}, item.get("request_id")
+                    )
+                    for item in items
+                ],
+                requested_by=request.user,
+                guard=QUOTA_CONSUME_GUARD,
+            )
+        except WriteRefused:
+            quota_write_refusal(request, quota_id, amounts=[item["amount"] for item in items])
+            raise
         body = {
             "accepted": sum(a.created for a in acceptances),
             "requests": [accepted_response(request, a, 0).data for a in acceptances],

@@ -27,6 +27,7 @@ from project.bulk_sql import BIGINT, TEXT, rows_cte
 from project.errors import Conflict, InvalidInput, ObjectNotFound
 from quotas.models import Quota, QuotaLedgerEntry
 from writes.kinds import PendingWrite, WriteOutcome
+from writes.services import WriteGuard
 
 KIND_CONSUME = "quotas.consume"
 KIND_REFILL = "quotas.refill"
@@ -37,6 +38,14 @@ MAX_LIMIT = 10**15
 _CHUNK = 5000
 # Compare-and-set rounds before giving up (only reachable when writers bypass the partitions).
 _CAS_ROUNDS = 1000
+
+
+# Who may consume from or refill a quota (its owner, or whoever holds consume_quota); a
+# consumption above the limit can never be granted. Checked by the accepting INSERT itself.
+QUOTA_CONSUME_GUARD = WriteGuard(
+    table=Quota._meta.db_table, perm="quotas.consume_quota", payload_at_most=("amount", "limit")
+)
+QUOTA_REFILL_GUARD = WriteGuard(table=Quota._meta.db_table, perm="quotas.consume_quota")
 
 
 class QuotaNotFound(ObjectNotFound):

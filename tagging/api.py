@@ -16,10 +16,10 @@ from rest_framework.views import APIView
 
 from project.errors import InvalidInput
 from project.permissions import HasModelPermission, owner_or_perm
-from project.throttling import WriteRateThrottle
 from tagging.models import TAG_NAME_MAX_LENGTH, Image
 from tagging.selectors import image_tag_names
 from tagging.services import (
+    IMAGE_TAGS_GUARD,
     KIND_ADD_TAGS,
     KIND_REMOVE_TAGS,
     MAX_TAGS_PER_REQUEST,
@@ -32,10 +32,8 @@ from writes.api import (
     WAIT_PARAMETER,
     WRITE_RESPONSES,
     RequestIdField,
-    accepted_response,
-    wait_seconds,
+    WriteView,
 )
-from writes.services import write_request_accept
 
 
 class ImageSerializer(serializers.Serializer):
@@ -100,52 +98,39 @@ class ImageDetailView(APIView):
         return Response(_image_data(image))
 
 
-class _ImageTagsWriteView(APIView):
-    kind = ""
-    throttle_classes = [WriteRateThrottle]
+class _ImageTagsWriteView(WriteView):
+    serializer_class = TagsWriteSerializer
+    object_arg = "image_id"
+    guard = IMAGE_TAGS_GUARD
 
-    def post(self, request: Request, image_id: int) -> Response:
-        wait = wait_seconds(request)
-        image = get_object_or_404(Image, pk=image_id)
+    def payload(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {"tags": data["tags"]}
+
+    def explain_refusal(self, request: Request, object_id: int, payload: dict | None) -> None:
+        image = get_object_or_404(Image, pk=object_id)
         if not owner_or_perm(request.user, image, "tagging.tag_image"):
             raise PermissionDenied("you may not tag this image")
-        serializer = TagsWriteSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        acceptance = write_request_accept(
-            kind=self.kind,
-            object_id=image.pk,
-            payload={"tags": serializer.validated_data["tags"]},
-            request_id=serializer.validated_data.get("request_id"),
-            requested_by=request.user,
-        )
-        return accepted_response(request, acceptance, wait)
 
 
+@extend_schema(
+    request=TagsWriteSerializer,
+    responses=WRITE_RESPONSES,
+    parameters=[WAIT_PARAMETER],
+    operation_id="image_tags_add",
+)
 class ImageTagsAddView(_ImageTagsWriteView):
     """Link tags to an image (created if missing). Applied by the image's partition worker."""
 
     kind = KIND_ADD_TAGS
 
-    @extend_schema(
-        request=TagsWriteSerializer,
-        responses=WRITE_RESPONSES,
-        parameters=[WAIT_PARAMETER],
-        operation_id="image_tags_add",
-    )
-    def post(self, request: Request, image_id: int) -> Response:
-        return super().post(request, image_id)
 
-
+@extend_schema(
+    request=TagsWriteSerializer,
+    responses=WRITE_RESPONSES,
+    parameters=[WAIT_PARAMETER],
+    operation_id="image_tags_remove",
+)
 class ImageTagsRemoveView(_ImageTagsWriteView):
     """Unlink tags from an image. Applied by the image's partition worker."""
 
     kind = KIND_REMOVE_TAGS
-
-    @extend_schema(
-        request=TagsWriteSerializer,
-        responses=WRITE_RESPONSES,
-        parameters=[WAIT_PARAMETER],
-        operation_id="image_tags_remove",
-    )
-    def post(self, request: Request, image_id: int) -> Response:
-        return super().post(request, image_id)

@@ -21,6 +21,7 @@ from project.bulk_sql import BIGINT, rows_cte
 from project.errors import InvalidInput, ObjectNotFound
 from tagging.models import TAG_NAME_MAX_LENGTH, Image, ImageTag, Tag
 from writes.kinds import PendingWrite, WriteOutcome
+from writes.services import WriteGuard
 
 KIND_ADD_TAGS = "tagging.add_tags"
 KIND_REMOVE_TAGS = "tagging.remove_tags"
@@ -32,6 +33,10 @@ _INSERT_CHUNK = 5000
 # width joiner is a format character that emoji sequences need, and tabs are just white space.
 _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 _ALLOWED_FORMAT_CHARS = frozenset({"\u200d", "\t"})
+
+
+# Who may tag an image: its owner, or whoever holds tag_image. Checked by the accepting INSERT.
+IMAGE_TAGS_GUARD = WriteGuard(table=Image._meta.db_table, perm="tagging.tag_image")
 
 
 class ImageNotFound(ObjectNotFound):

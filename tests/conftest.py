@@ -1,6 +1,15 @@
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _pg_listener_stops_before_the_test_database_is_dropped(django_db_setup):
+    """The notification listener holds a connection to the test database."""
+    from core.pg_listener import listener
+
+    yield
+    listener.stop()
+
+
 @pytest.fixture
 def user(db):
     from tests.factories import UserFactory

@@ -1,11 +1,9 @@
 """The Celery app, wired as cookiecutter-django does: settings under the CELERY_ namespace."""
 
-import os
-
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.local")
-
+# No default DJANGO_SETTINGS_MODULE here: this module is loaded with the `project` package
+# (project/__init__.py), and manage.py (local) and wsgi.py (production) choose their own.
 app = Celery("racefree")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # The partition queues and the router are declared in one place: workers/routing.py.

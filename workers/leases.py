@@ -17,7 +17,7 @@ import redis
 from django.conf import settings
 from redis.exceptions import LockError, RedisError
 
-from workers.redis_client import redis_client
+from core.redis_client import redis_client
 from workers.routing import queue_name
 
 

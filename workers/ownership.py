@@ -1,5 +1,7 @@
 """What a partition's owner does beside consuming its queue, in one background thread:
 
+- publish a drain when an accepted write's notification finds the partition idle
+  (coalesced dispatch; writes/wakeups.py decides when);
 - renew the partition lease (Redis brokers) and step down the moment it is lost;
 - reconcile: when a write of the partition has been pending longer than RECONCILE_AFTER and
   the queue is empty (its message was lost: a broker restart, a crash before the ack), or
@@ -20,38 +22,42 @@ from workers import time_limits
 from workers.broker import queue_depth
 from workers.leases import PartitionLease, Renewal
 from workers.routing import SHARED_QUEUE, queue_name
-from writes.publishing import partition_wake_flag_clear, partition_wake_rollback_unsafe
+from writes.publishing import counter_add, partition_drain_publish_rollback_unsafe
 from writes.selectors import partition_oldest_pending_age
+from writes.wakeups import wakeups
 
 logger = logging.getLogger(__name__)
 
 
-def partition_reconcile(partition: int, *, taking_over: bool = False) -> str | None:
-    """Publish a drain of `partition` if a write there waits too long; return its task id.
+def partition_reconcile(partition: int, *, taking_over: bool = False) -> bool:
+    """Have a drain of `partition` published if a write there waits too long (True).
 
-    `taking_over`: a new owner drains whatever its predecessor left, at once (a crashed
-    predecessor may also have left the wake-up flag set, which would silence new writes).
+    `taking_over`: a new owner drains whatever its predecessor left, at once.
     """
     age = partition_oldest_pending_age(partition=partition)
     if age is None:
-        if taking_over:
-            partition_wake_flag_clear(partition)
-        return None
+        return False
     if taking_over:
-        return partition_wake_rollback_unsafe(partition, force=True)
+        return _wake(partition)
     if age < settings.RECONCILE_AFTER:
-        return None
+        return False
     queue = SHARED_QUEUE if settings.WRITE_ROUTING == "shared" else queue_name(partition)
     if age < settings.RECONCILE_FORCE_AFTER and queue_depth(queue) > 0:
-        return None  # a backlog, not a loss: the queued messages will get there
-    task_id = partition_wake_rollback_unsafe(partition, force=True)
+        return False  # a backlog, not a loss: the queued messages will get there
     logger.warning(
-        "partition %s: a write has waited %.1fs with no message on its way; drain %s published",
+        "partition %s: a write has waited %.1fs with no message on its way; publishing a drain",
         partition,
         age,
-        task_id,
     )
-    return task_id
+    counter_add("reconciler_republished")
+    return _wake(partition)
+
+
+def _wake(partition: int) -> bool:
+    # Owned here: the owner thread publishes (and knows a drain is queued); otherwise now.
+    if not wakeups.wake(partition, force=True):
+        partition_drain_publish_rollback_unsafe(partition)
+    return True
 
 
 class PartitionOwner(threading.Thread):
@@ -82,8 +88,23 @@ class PartitionOwner(threading.Thread):
         last_kept = time.monotonic()
         next_renewal = time.monotonic()
         next_reconcile = time.monotonic() + settings.RECONCILE_INTERVAL
-        self._reconcile(taking_over=True)
+        wanted = wakeups.own(self.partition)
+        try:
+            self._reconcile(taking_over=True)
+            self._loop(wanted, renew_every, last_kept, next_renewal, next_reconcile)
+        finally:
+            wakeups.disown(self.partition)
+
+    def _loop(
+        self,
+        wanted: threading.Event,
+        renew_every: float | None,
+        last_kept: float,
+        next_renewal: float,
+        next_reconcile: float,
+    ) -> None:
         while not self._stop.is_set():
+            self._publish_wanted()
             now = time.monotonic()
             if self.lease and now >= next_renewal:
                 renewal = self.lease.renew()
@@ -112,7 +133,16 @@ class PartitionOwner(threading.Thread):
             if now >= next_reconcile:
                 self._reconcile()
                 next_reconcile = now + settings.RECONCILE_INTERVAL
-            self._stop.wait(0.05)
+            wanted.wait(0.05)  # woken at once when a drain must be published
+
+    def _publish_wanted(self) -> None:
+        if not wakeups.take_wanted(self.partition):
+            return
+        try:
+            partition_drain_publish_rollback_unsafe(self.partition)
+        except Exception as exc:  # the broker is down: the next write or the reconciler retries
+            logger.warning("partition %s: publishing a drain failed: %s", self.partition, exc)
+            wakeups.publish_failed(self.partition)
 
     def _reconcile(self, *, taking_over: bool = False) -> None:
         try:

@@ -1,32 +1,25 @@
 """Per-object routing: an object key picks one of N partition queues, the same everywhere.
 
-`partition_for("quotas.quota:7")` is a stable hash (blake2b, never Python's salted `hash()`),
-so every producer process on every host sends an object's writes to the same queue, and the
-one active consumer of that queue applies them one after another.
+`partition_for("quotas.quota:7")` (writes/partitions.py) is a stable hash, so every producer
+process on every host sends an object's writes to the same queue `writes.N`, and the one
+active consumer of that queue applies them one after another. This module declares the
+queues and routes tasks to them.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from django.conf import settings
 from kombu import Exchange, Queue
 
+from writes.partitions import partition_for
+from writes.publishing import DRAIN_TASK
+
 WRITES_EXCHANGE = "writes"
 # Where every write goes when routing is bypassed (settings.WRITE_ROUTING = "shared").
 SHARED_QUEUE = "writes.shared"
 DEFAULT_QUEUE = "celery"
-DRAIN_TASK = "writes.drain_partition"
-
-
-def partition_for(key: str, partitions: int | None = None) -> int:
-    """The partition (0…N-1) of an object key such as `tagging.image:42`."""
-    count = settings.WRITE_PARTITIONS if partitions is None else partitions
-    if count < 1:
-        raise ValueError(f"partitions must be at least 1, not {count}")
-    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % count
 
 
 def queue_name(partition: int) -> str:

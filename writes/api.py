@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import cache
 from typing import Any
 
 from django.db import InterfaceError, OperationalError
@@ -16,8 +17,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from project.permissions import owner_or_perm
+from project.throttling import WriteRateThrottle
 from writes.selectors import write_request_get, write_request_wait
-from writes.services import REQUEST_ID_PATTERN, REQUEST_ID_RULE, Acceptance
+from writes.services import (
+    REQUEST_ID_PATTERN,
+    REQUEST_ID_RULE,
+    Acceptance,
+    WriteGuard,
+    WriteRefused,
+    write_request_accept,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -96,21 +105,30 @@ def wait_seconds(request: Request) -> float:
     return seconds
 
 
+@cache
+def _status_path_prefix() -> str:
+    # Resolved once: request ids need no quoting (letters, digits and . _ : -).
+    return reverse("write-request-detail", args=["x"])[:-2]
+
+
 def accepted_response(request: Request, acceptance: Acceptance, wait: float) -> Response:
     """202 with where to follow the request, or 200 with its outcome if final within `wait`."""
     write = acceptance.request
     body: dict[str, Any] = {
         "request_id": write.request_id,
         "task_id": acceptance.task_id,
-        "status_url": request.build_absolute_uri(
-            reverse("write-request-detail", args=[write.request_id])
-        ),
+        "status_url": request.build_absolute_uri(f"{_status_path_prefix()}{write.request_id}/"),
         "state": write.state,
     }
     final = write if write.is_final else None
     if final is None and wait > 0:
         try:
-            final = write_request_wait(request_id=write.request_id, timeout=wait)
+            final = write_request_wait(
+                request_id=write.request_id,
+                timeout=wait,
+                object_key=write.object_key,
+                row_id=write.pk,
+            )
         except (OperationalError, InterfaceError):
             # The write is committed: the database vanishing while we wait for its outcome
             # must not turn its 202 into a 503 (a client would resend it).
@@ -119,6 +137,54 @@ def accepted_response(request: Request, acceptance: Acceptance, wait: float) -> 
         body.update(state=final.state, result=final.result)
         return Response(body, status=200)
     return Response(body, status=202)
+
+
+class WriteView(APIView):
+    """The base of every single-write endpoint: validate the body, accept the write (its
+    object's existence and the caller's right to write it are checked by the INSERT itself,
+    see WriteGuard), answer 202, or 200 with the outcome within `?wait=`.
+
+    A subclass names its `kind`, `guard`, `serializer_class` and URL argument (`object_arg`),
+    turns validated data into a payload (`payload`), and says precisely why a write was
+    refused (`explain_refusal`: 404, 403 or 400, in that order of precedence, as it raises
+    them also for an invalid body). Its schema is attached to the class with extend_schema.
+    """
+
+    kind = ""
+    guard: WriteGuard
+    serializer_class: type[serializers.Serializer]
+    object_arg = ""
+    throttle_classes = [WriteRateThrottle]
+
+    def payload(self, data: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def explain_refusal(self, request: Request, object_id: int, payload: dict | None) -> None:
+        """Raise the API error that says why this write may not be accepted (404, 403, then
+        400 for a payload the object refuses); return if nothing is wrong."""
+        raise NotImplementedError
+
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        wait = wait_seconds(request)
+        object_id = kwargs[self.object_arg]
+        serializer = self.serializer_class(data=request.data)
+        if not serializer.is_valid():
+            self.explain_refusal(request, object_id, None)  # 404 and 403 come first
+            raise ValidationError(serializer.errors)
+        payload = self.payload(serializer.validated_data)
+        try:
+            acceptance = write_request_accept(
+                kind=self.kind,
+                object_id=object_id,
+                payload=payload,
+                request_id=serializer.validated_data.get("request_id"),
+                requested_by=request.user,
+                guard=self.guard,
+            )
+        except WriteRefused:
+            self.explain_refusal(request, object_id, payload)
+            raise
+        return accepted_response(request, acceptance, wait)
 
 
 class WriteRequestDetailView(APIView):

@@ -7,6 +7,7 @@ import time
 from django.db.models import Count, DurationField, ExpressionWrapper, F
 from django.db.models.functions import Now
 
+from writes.finish_notices import finish_notices
 from writes.models import WriteRequest
 
 
@@ -38,9 +39,21 @@ def write_request_counts() -> dict[str, int]:
     return {state: counts.get(state, 0) for state in WriteRequest.State.values}
 
 
-def write_request_wait(*, request_id: str, timeout: float) -> WriteRequest | None:
-    """Poll until the request is final or `timeout` seconds passed; return its last state."""
+def write_request_wait(
+    *, request_id: str, timeout: float, object_key: str = "", row_id: int = 0
+) -> WriteRequest | None:
+    """Wait until the request is final or `timeout` seconds passed; return its last state.
+
+    Given its object and row id, it sleeps until a finish notice wakes it (one read of the
+    row, writes/finish_notices.py); without them, or while notices cannot be received, it
+    polls the row (5 ms, doubling up to 100 ms)."""
     deadline = time.monotonic() + timeout
+    if object_key and row_id and finish_notices.listening():
+        hinted = finish_notices.wait(object_key, row_id, timeout)
+        request = write_request_get(request_id=request_id)
+        if request is None or request.is_final or not hinted:
+            return request
+        # A hint only: an earlier-committed neighbour finished; poll for the rest.
     delay = 0.005
     while True:
         request = write_request_get(request_id=request_id)

@@ -29,15 +29,21 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from project.bulk_sql import BIGINT, JSONB, TEXT, in_list, rows_cte
-from project.errors import Conflict, InvalidInput
-from workers.routing import partition_for
+from core.group_commit import GroupCommit
+from project.bulk_sql import BIGINT, BOOLEAN, JSONB, TEXT, in_list, rows_cte
+from project.errors import Conflict, Forbidden, InvalidInput
 from writes import publishing
+from writes.finish_notices import CHANNEL as FINISHED_CHANNEL
 from writes.kinds import PendingWrite, WriteOutcome, object_type_for_key, object_type_for_kind
 from writes.models import WriteRequest
+from writes.partitions import partition_for
+from writes.wakeups import CHANNEL as WAKEUP_CHANNEL
+from writes.wakeups import wakeups
 
 logger = logging.getLogger(__name__)
 
+# Rows per multi-row statement.
+BULK_CHUNK = 5000
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 REQUEST_ID_RULE = "1-100 characters: letters, digits and . _ : - (starting with a letter or digit)"
 # Errors worth retrying: the connection dropped, PostgreSQL restarted, a deadlock or
@@ -51,6 +57,29 @@ _TABLE = WriteRequest._meta.db_table
 
 class RequestIdConflict(Conflict):
     code = "request_id_conflict"
+
+
+class WriteRefused(Forbidden):
+    """A guarded write whose object does not exist, is not the caller's to write, or whose
+    payload the object refuses (see WriteGuard). The API says which, precisely."""
+
+    code = "refused"
+
+
+@dataclass(frozen=True)
+class WriteGuard:
+    """Accept a write only if its object exists and `requested_by` may write it (owns it, by
+    `owner_column`, or holds `perm`), and, with `payload_at_most=(field, column)`, the
+    payload's field does not exceed the object's column (a consumption above the limit).
+
+    Checked by the INSERT that accepts the write, so accepting costs no separate read of the
+    object. The object's table must have an integer primary key `id`.
+    """
+
+    table: str
+    perm: str
+    owner_column: str = "owner_id"
+    payload_at_most: tuple[str, str] | None = None
 
 
 @dataclass
@@ -90,26 +119,93 @@ def write_request_accept(
     payload: Mapping[str, Any],
     request_id: str | None = None,
     requested_by: AbstractBaseUser | None = None,
+    guard: WriteGuard | None = None,
 ) -> Acceptance:
     """Record a write as pending and publish it when the surrounding transaction commits.
 
     The same `request_id` again returns the first request (created=False) and publishes
-    nothing; reusing it for a different write raises RequestIdConflict. The payload must
-    already be validated by the caller: appliers refuse, never crash, on a bad one.
+    nothing; reusing it for a different write raises RequestIdConflict; with a `guard`, a
+    write it refuses raises WriteRefused. The payload must already be validated by the
+    caller: appliers refuse, never crash, on a bad one.
+
+    Outside a transaction (autocommit), concurrent calls in one process share one INSERT and
+    one commit (group commit); each returns once its row is committed.
     """
-    [acceptance] = write_requests_accept(
-        writes=[WriteSpec(kind, object_id, payload, request_id)], requested_by=requested_by
-    )
+    request = _new_request(WriteSpec(kind, object_id, payload, request_id), requested_by)
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        acceptance = _group_commit.submit(_Candidate(request, guard))
+        return acceptance or _not_inserted(request, guard)
+    [acceptance] = _accept([request], guard=guard)
     return acceptance
 
 
 def write_requests_accept(
-    *, writes: Sequence[WriteSpec], requested_by: AbstractBaseUser | None = None
+    *,
+    writes: Sequence[WriteSpec],
+    requested_by: AbstractBaseUser | None = None,
+    guard: WriteGuard | None = None,
 ) -> list[Acceptance]:
     """Accept many writes with one INSERT, as write_request_accept accepts one: all or none
-    (a RequestIdConflict accepts none), published after commit, in coalesced mode with one
-    wake-up per partition."""
-    requests = [_new_request(spec, requested_by) for spec in writes]
+    (a RequestIdConflict or a WriteRefused accepts none), published after commit, in
+    coalesced mode with one wake-up per partition."""
+    return _accept([_new_request(spec, requested_by) for spec in writes], guard=guard)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A write on its way into the log, with the guard its INSERT checks."""
+
+    request: WriteRequest
+    guard: WriteGuard | None
+
+
+def _group_flush(candidates: Sequence[_Candidate]) -> list[Acceptance | None]:
+    """One INSERT (autocommit: one commit) for the single writes of concurrent callers;
+    None for each candidate not inserted (a repeated request_id, or refused by its guard),
+    which its own caller then resolves."""
+    first: dict[str, _Candidate] = {}
+    for candidate in candidates:
+        first.setdefault(candidate.request.request_id, candidate)
+    unique = list(first.values())
+    inserted = _insert_pending(unique)
+    created = [c.request for c in unique if c.request.request_id in inserted]
+    for request in created:
+        request.pk, request.accepted_at = inserted[request.request_id]
+    tickets = dict(
+        zip(
+            [r.request_id for r in created],
+            publishing.write_requests_publish_on_commit(created),
+            strict=True,
+        )
+    )
+    return [
+        Acceptance(c.request, True, tickets[c.request.request_id])
+        if first[c.request.request_id] is c and c.request.request_id in tickets
+        else None
+        for c in candidates
+    ]
+
+
+_group_commit: GroupCommit[_Candidate, Acceptance | None] = GroupCommit(_group_flush, max_batch=256)
+
+
+def _not_inserted(request: WriteRequest, guard: WriteGuard | None) -> Acceptance:
+    """Why a single write was not inserted: its request_id was already used (the same write:
+    that request; another write: RequestIdConflict), or its guard refused it."""
+    existing = WriteRequest.objects.filter(request_id=request.request_id).first()
+    if existing is not None:
+        if _differs(existing, request):
+            raise RequestIdConflict(
+                f"request_id {request.request_id!r} is already used for another write"
+            )
+        return Acceptance(existing, False)
+    if guard is not None:
+        raise WriteRefused(f"{request.object_key}: no such object, or not yours to write")
+    raise RuntimeError(f"request {request.request_id} was neither inserted nor found")
+
+
+def _accept(requests: list[WriteRequest], *, guard: WriteGuard | None) -> list[Acceptance]:
+    """Accept `requests` in one transaction: all or none."""
     by_id: dict[str, WriteRequest] = {}
     for request in requests:
         twin = by_id.setdefault(request.request_id, request)
@@ -119,7 +215,7 @@ def write_requests_accept(
             )
     unique = list(by_id.values())
     with transaction.atomic() if len(unique) > 1 else nullcontext():
-        inserted = _insert_pending(unique)
+        inserted = _insert_pending([_Candidate(r, guard) for r in unique])
         existing = (
             {
                 row.request_id: row
@@ -135,6 +231,9 @@ def write_requests_accept(
                 raise RequestIdConflict(
                     f"request_id {request_id!r} is already used for another write"
                 )
+        refused = [r for r in unique if r.request_id not in inserted.keys() | existing.keys()]
+        if refused:
+            raise WriteRefused(f"{refused[0].object_key}: no such object, or not yours to write")
         created = [r for r in unique if r.request_id in inserted]
         for request in created:
             request.pk, request.accepted_at = inserted[request.request_id]
@@ -175,12 +274,14 @@ def _differs(a: WriteRequest, b: WriteRequest) -> bool:
     return (a.kind, a.object_key, a.payload) != (b.kind, b.object_key, b.payload)
 
 
-def _insert_pending(requests: list[WriteRequest]) -> dict[str, tuple[int, Any]]:
-    """INSERT the rows ON CONFLICT (request_id) DO NOTHING; return {request_id: (id,
-    accepted_at)} of those inserted now. A concurrent twin waits on the unique index, then
-    skips: one statement, race-free."""
+def _insert_pending(candidates: Sequence[_Candidate]) -> dict[str, tuple[int, Any]]:
+    """INSERT the rows ON CONFLICT (request_id) DO NOTHING, each only if its guard allows it;
+    return {request_id: (id, accepted_at)} of those inserted now. A concurrent twin waits on
+    the unique index, then skips: one statement, race-free."""
     inserted: dict[str, tuple[int, Any]] = {}
     accepted_at = WriteRequest._meta.get_field("accepted_at")
+    guards = list(dict.fromkeys(c.guard for c in candidates if c.guard is not None))
+    notify = publishing.notifies_on_accept()
     columns = [
         ("request_id", TEXT),
         ("kind", TEXT),
@@ -189,9 +290,12 @@ def _insert_pending(requests: list[WriteRequest]) -> dict[str, tuple[int, Any]]:
         ("payload", JSONB),
         ("requested_by_id", BIGINT),
         ("ord", BIGINT),
+        ("guard", BIGINT),
+        ("may_any", BOOLEAN),
+        ("object_pk", BIGINT),
     ]
     with connection.cursor() as cursor:
-        for start in range(0, len(requests), 5000):
+        for start in range(0, len(candidates), BULK_CHUNK):
             cte, params = rows_cte(
                 "v",
                 columns,
@@ -204,31 +308,48 @@ def _insert_pending(requests: list[WriteRequest]) -> dict[str, tuple[int, Any]]:
                         r.payload,
                         r.requested_by.pk if r.requested_by else None,
                         ord_,
+                        *_guard_columns(c.guard, guards, r),
                     )
-                    for ord_, r in enumerate(requests[start : start + 5000])
+                    for ord_, c in enumerate(candidates[start : start + BULK_CHUNK])
+                    for r in [c.request]
                 ],
             )
             if connection.vendor == "postgresql":
                 # Ids are drawn in item order (they are the acceptance order), rows inserted
                 # in request_id order: two batches sharing request_ids in different orders
                 # then take the unique index's entries in one order, and cannot deadlock.
-                statement = (
-                    f"WITH {cte}, numbered AS MATERIALIZED (SELECT nextval("
-                    f"pg_get_serial_sequence('{_TABLE}', 'id')) AS id, o.* "
-                    "FROM (SELECT v.* FROM v ORDER BY v.ord) AS o) "
+                insert = (
                     f"INSERT INTO {_TABLE} (id, request_id, kind, object_key, partition, "
                     "payload, state, result, requested_by_id, applied_by) "
                     "SELECT n.id, n.request_id, n.kind, n.object_key, n.partition, n.payload, "
                     "'pending', '{}', n.requested_by_id, '' FROM numbered AS n "
-                    "ORDER BY n.request_id "
-                    "ON CONFLICT (request_id) DO NOTHING RETURNING request_id, id, accepted_at"
+                    f"WHERE {_guards_sql(guards, 'n')} ORDER BY n.request_id "
+                    "ON CONFLICT (request_id) DO NOTHING "
+                    "RETURNING request_id, id, accepted_at, partition"
                 )
+                # Coalesced: the same statement tells the partitions' owners (on commit).
+                woke = (
+                    ", (SELECT pg_notify(%s, string_agg(DISTINCT i.partition::text, ',')) "
+                    "FROM ins AS i HAVING count(*) > 0) AS woke"
+                    if notify
+                    else ""
+                )
+                statement = (
+                    f"WITH {cte}, numbered AS MATERIALIZED (SELECT nextval("
+                    f"pg_get_serial_sequence('{_TABLE}', 'id')) AS id, o.* "
+                    "FROM (SELECT v.* FROM v ORDER BY v.ord) AS o), "
+                    f"ins AS ({insert}) "
+                    f"SELECT ins.request_id, ins.id, ins.accepted_at FROM ins{woke}"
+                )
+                if notify:
+                    params = [*params, WAKEUP_CHANNEL]
             else:  # SQLite serializes writers: no deadlock to avoid
                 statement = (
                     f"WITH {cte} INSERT INTO {_TABLE} (request_id, kind, object_key, "
                     "partition, payload, state, result, requested_by_id, applied_by) "
                     "SELECT v.request_id, v.kind, v.object_key, v.partition, v.payload, "
-                    "'pending', '{}', v.requested_by_id, '' FROM v WHERE true ORDER BY v.ord "
+                    "'pending', '{}', v.requested_by_id, '' FROM v "
+                    f"WHERE {_guards_sql(guards, 'v')} ORDER BY v.ord "
                     "ON CONFLICT (request_id) DO NOTHING RETURNING request_id, id, accepted_at"
                 )
             cursor.execute(statement, params)
@@ -237,10 +358,42 @@ def _insert_pending(requests: list[WriteRequest]) -> dict[str, tuple[int, Any]]:
     return inserted
 
 
-def _json(value: Any) -> Any:
-    return WriteRequest._meta.get_field("payload").get_db_prep_value(
-        value, connection, prepared=False
-    )
+def _guard_columns(
+    guard: WriteGuard | None, guards: list[WriteGuard], request: WriteRequest
+) -> tuple[int | None, bool, int | None]:
+    """(guard index, may write any object, object pk) of one row."""
+    if guard is None:
+        return None, False, None
+    user = request.requested_by
+    may_any = bool(user is not None and user.has_perm(guard.perm))
+    raw_id = request.object_key.partition(":")[2]
+    # A non-integer id matches no row: the guard refuses it.
+    object_pk = int(raw_id) if raw_id.isdigit() and len(raw_id) < 19 else -1
+    return guards.index(guard), may_any, object_pk
+
+
+def _guards_sql(guards: list[WriteGuard], row: str) -> str:
+    """The WHERE condition (over the row source named `row`) that lets a row in: no guard,
+    or its guard's object exists and may be written."""
+    alternatives = [f"{row}.guard IS NULL"]
+    for index, guard in enumerate(guards):
+        owner = f'o."{guard.owner_column}"'
+        conditions = [
+            f"o.id = {row}.object_pk",
+            f"({row}.may_any OR {owner} = {row}.requested_by_id)",
+        ]
+        if guard.payload_at_most:
+            field, column = guard.payload_at_most
+            if connection.vendor == "postgresql":
+                amount = f"({row}.payload ->> '{field}')::numeric"
+            else:
+                amount = f"json_extract({row}.payload, '$.{field}')"
+            conditions.append(f'{amount} <= o."{column}"')
+        alternatives.append(
+            f'({row}.guard = {index} AND EXISTS (SELECT 1 FROM "{guard.table}" AS o '
+            f"WHERE {' AND '.join(conditions)}))"
+        )
+    return "(" + " OR ".join(alternatives) + ")"
 
 
 def write_requests_apply_through(*, object_key: str, request_id: str) -> dict[str, Any]:
@@ -297,55 +450,69 @@ class DrainReport:
 
 
 def partition_drain(
-    *, partition: int, batch_size: int | None = None, time_budget: float | None = None
+    *,
+    partition: int,
+    batch_size: int | None = None,
+    time_budget: float | None = None,
+    linger: float | None = None,
 ) -> DrainReport:
     """Apply every pending write of a partition, oldest first, one transaction per object.
 
-    While it runs, the partition's wake-up flag stays set, so writes accepted meanwhile
-    publish nothing: this drain picks them up. Once a scan finds nothing it releases the flag
-    and looks once more: a write committed before the release is seen by that last look, one
-    committed after it publishes a new wake-up. Stops after `time_budget` seconds and wakes
-    itself again.
+    In the partition's owner, the drain's state is `running` while it runs: writes accepted
+    meanwhile wake nothing, this drain picks them up (writes/wakeups.py). Once a scan finds
+    nothing it lingers up to `linger` seconds (DRAIN_LINGER) for more before it stops, so
+    under load one drain serves a stream of writes. Stops after `time_budget` seconds and has
+    a new drain published.
     """
     batch_size = batch_size or settings.DRAIN_BATCH_SIZE
     time_budget = settings.DRAIN_TIME_BUDGET if time_budget is None else time_budget
+    if linger is None:  # only accepted writes' notifications end a linger early
+        linger = settings.DRAIN_LINGER if settings.WRITE_DISPATCH == "coalesced" else 0.0
     report = DrainReport(partition=partition)
     started = time.monotonic()
-    flag_released = False
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT id, object_key FROM {_TABLE} WHERE partition = %s "
-                "AND state = 'pending' ORDER BY id LIMIT %s",
-                [partition, batch_size],
-            )
-            rows = cursor.fetchall()
-        if not rows:
-            if flag_released:
+    with wakeups.draining(partition) as window:
+        while True:
+            window.begin_scan()
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT id, object_key FROM {_TABLE} WHERE partition = %s "
+                    "AND state = 'pending' ORDER BY id LIMIT %s",
+                    [partition, batch_size],
+                )
+                rows = cursor.fetchall()
+            if not rows:
+                if time.monotonic() - started < time_budget and window.linger(linger):
+                    continue
+                if window.try_finish():
+                    break
+                continue
+            report.batches += 1
+            groups: dict[str, list[int]] = {}
+            for row_id, object_key in rows:
+                groups.setdefault(object_key, []).append(row_id)
+            for object_key, ids in groups.items():
+                counts = _group_apply(object_key, _Rows.by_ids(ids))
+                report.groups += 1
+                report.applied += counts.get("applied", 0)
+                report.refused += counts.get("refused", 0)
+                report.failed += counts.get("failed", 0)
+                # Checked per group, not per scan: a scan of many small groups can take long.
+                if time.monotonic() - started > time_budget:
+                    report.continued = True
+                    break
+            if report.continued:
+                _drain_continue(partition)
                 break
-            publishing.partition_wake_flag_clear(partition)
-            flag_released = True
-            continue
-        report.batches += 1
-        groups: dict[str, list[int]] = {}
-        for row_id, object_key in rows:
-            groups.setdefault(object_key, []).append(row_id)
-        for object_key, ids in groups.items():
-            counts = _group_apply(object_key, _Rows.by_ids(ids))
-            report.groups += 1
-            report.applied += counts.get("applied", 0)
-            report.refused += counts.get("refused", 0)
-            report.failed += counts.get("failed", 0)
-            # Checked per group, not per scan: a scan of many small groups can take long.
-            if time.monotonic() - started > time_budget:
-                report.continued = True
-                break
-        if report.continued:
-            publishing.partition_wake_rollback_unsafe(partition, force=True)
-            break
     report.requests = report.applied + report.refused + report.failed
     report.seconds = round(time.monotonic() - started, 4)
     return report
+
+
+def _drain_continue(partition: int) -> None:
+    """Out of time with work left: the owner publishes the next drain (here, if this process
+    does not own the partition)."""
+    if not wakeups.wake(partition, force=True):
+        publishing.partition_drain_publish_rollback_unsafe(partition)
 
 
 @dataclass(frozen=True)
@@ -368,14 +535,14 @@ def _group_apply(object_key: str, rows_filter: _Rows) -> Counter[str]:
         object_type, object_id = object_type_for_key(object_key)
     except KeyError:
         # A type no longer deployed: fail its writes rather than stall the partition behind them.
-        return _fail_all(rows_filter, f"no registered object type for {object_key!r}")
+        return _fail_all(object_key, rows_filter, f"no registered object type for {object_key!r}")
     try:
         with transaction.atomic():
             rows = _lock_pending(rows_filter)
             if not rows:
                 return Counter()
             outcomes = object_type.apply_group(object_id, _pending_writes(rows))
-            _finish(rows, outcomes)
+            _finish(object_key, rows, outcomes)
             return Counter(outcome.state for outcome in outcomes)
     except _NOT_THE_WRITES_FAULT:
         raise
@@ -401,21 +568,23 @@ def _apply_one_by_one(object_key: str, rows_filter: _Rows) -> Counter[str]:
                 if not rows:
                     continue
                 outcomes = object_type.apply_group(object_id, _pending_writes(rows))
-                _finish(rows, outcomes)
+                _finish(object_key, rows, outcomes)
                 counts.update(outcome.state for outcome in outcomes)
         except _NOT_THE_WRITES_FAULT:
             raise
         except Exception as exc:
             logger.exception("write %s failed", row_id)
-            counts += _fail_all(_Rows.by_ids([row_id]), f"{type(exc).__name__}: {exc}"[:500])
+            detail = f"{type(exc).__name__}: {exc}"[:500]
+            counts += _fail_all(object_key, _Rows.by_ids([row_id]), detail)
     return counts
 
 
-def _fail_all(rows_filter: _Rows, detail: str) -> Counter[str]:
+def _fail_all(object_key: str, rows_filter: _Rows, detail: str) -> Counter[str]:
     """Mark the selected rows that are still pending `failed`, with `detail`."""
     with transaction.atomic():
         rows = _lock_pending(rows_filter)
-        _finish(rows, [WriteOutcome("failed", {"reason": "error", "detail": detail})] * len(rows))
+        failed = WriteOutcome("failed", {"reason": "error", "detail": detail})
+        _finish(object_key, rows, [failed] * len(rows))
     return Counter(failed=len(rows))
 
 
@@ -446,36 +615,50 @@ def _pending_writes(rows: list[dict[str, Any]]) -> list[PendingWrite]:
     return [PendingWrite(row["request_id"], row["kind"], row["payload"]) for row in rows]
 
 
-def _finish(rows: list[dict[str, Any]], outcomes: list[WriteOutcome]) -> None:
-    """Mark rows final with their outcomes, in one statement, stamped with one apply_seq."""
+def _finish(object_key: str, rows: list[dict[str, Any]], outcomes: list[WriteOutcome]) -> None:
+    """Mark one object's rows final with their outcomes, in one statement, stamped with one
+    apply_seq. On PostgreSQL the statement also tells waiters (`?wait=`) on commit."""
     if len(rows) != len(outcomes):
         raise RuntimeError(f"applier returned {len(outcomes)} outcomes for {len(rows)} writes")
     now = timezone.now()
     if connection.vendor == "postgresql":
         # Evaluated once per statement (an InitPlan): one value for the whole group.
-        seq_sql, seq_params = "(SELECT nextval('writes_apply_seq'))", []
+        seq_sql = "(SELECT nextval('writes_apply_seq'))"
     else:
         # The embedded SQLite fallback serializes writers, so max + 1 is safe there.
-        seq_sql, seq_params = f"(SELECT COALESCE(MAX(applied_seq), 0) + 1 FROM {_TABLE})", []
+        seq_sql = f"(SELECT COALESCE(MAX(applied_seq), 0) + 1 FROM {_TABLE})"
     columns = [("id", BIGINT), ("state", TEXT), ("result", JSONB)]
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), 5000):
+        for start in range(0, len(rows), BULK_CHUNK):
             cte, params = rows_cte(
                 "v",
                 columns,
                 [
                     (row["id"], outcome.state, outcome.result)
                     for row, outcome in zip(
-                        rows[start : start + 5000], outcomes[start : start + 5000], strict=True
+                        rows[start : start + BULK_CHUNK],
+                        outcomes[start : start + BULK_CHUNK],
+                        strict=True,
                     )
                 ],
             )
-            cursor.execute(
-                f"WITH {cte} UPDATE {_TABLE} SET state = v.state, result = v.result, "
+            update = (
+                f"UPDATE {_TABLE} SET state = v.state, result = v.result, "
                 f"finished_at = %s, applied_seq = {seq_sql}, applied_by = %s "
-                f"FROM v WHERE {_TABLE}.id = v.id",
-                params + [now, *seq_params, _process_name()],
+                f"FROM v WHERE {_TABLE}.id = v.id"
             )
+            params += [now, _process_name()]
+            if connection.vendor == "postgresql":
+                # "<object key> <highest id finished>": every row of the object up to that id
+                # is final (rows of an object are applied in id order).
+                update = (
+                    f"WITH {cte}, done AS ({update} RETURNING {_TABLE}.id) "
+                    "SELECT pg_notify(%s, %s || ' ' || max(done.id)) FROM done"
+                )
+                params += [FINISHED_CHANNEL, object_key]
+            else:
+                update = f"WITH {cte} {update}"
+            cursor.execute(update, params)
 
 
 def _process_name() -> str:

@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from writes.kinds import object_type_for_kind
+from writes.publishing import DRAIN_TASK
 from writes.services import TRANSIENT_DB_ERRORS, partition_drain, write_requests_apply_through
 
 # Shared by every write task: retry only what may succeed later (a lost connection, a
@@ -18,7 +19,7 @@ WRITE_TASK_OPTIONS = {
 }
 
 
-@shared_task(name="writes.drain_partition", **WRITE_TASK_OPTIONS)
+@shared_task(name=DRAIN_TASK, **WRITE_TASK_OPTIONS)
 def drain_partition(partition: int) -> dict:
     """Apply every pending write of one partition, oldest first (the coalesced path)."""
     return partition_drain(partition=partition).as_dict()

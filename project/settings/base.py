@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "core",
     "writes",
     "tagging",
     "quotas",
@@ -124,6 +125,10 @@ WRITE_DISPATCH = env.str("WRITE_DISPATCH", default="coalesced")
 WRITE_ROUTING = env.str("WRITE_ROUTING", default="partitioned")
 DRAIN_BATCH_SIZE = env.int("DRAIN_BATCH_SIZE", default=2000)
 DRAIN_TIME_BUDGET = env.float("DRAIN_TIME_BUDGET", default=20.0)
+# A drain that finds nothing waits this long for the next accepted write before it stops:
+# under load one drain task then serves a stream of writes (a Celery message costs more than
+# a write). 0 stops at once.
+DRAIN_LINGER = env.float("DRAIN_LINGER", default=0.02)
 # Partition ownership on Redis brokers: a lease with a TTL renewed by a heartbeat.
 PARTITION_LEASE_TTL = env.float("PARTITION_LEASE_TTL", default=5.0)
 PARTITION_STANDBY_POLL = env.float("PARTITION_STANDBY_POLL", default=0.25)
@@ -149,6 +154,11 @@ def _refuse_bad_write_settings() -> None:
     for name, (value, allowed) in choices.items():
         if value not in allowed:
             raise ImproperlyConfigured(f"{name}={value!r}: must be one of {', '.join(allowed)}")
+    if WRITE_ROUTING == "shared" and WRITE_DISPATCH != "message":
+        # Drains are woken by their partition's owner; the shared queue has none.
+        raise ImproperlyConfigured("WRITE_ROUTING='shared' needs WRITE_DISPATCH='message'")
+    if DRAIN_LINGER < 0:
+        raise ImproperlyConfigured(f"DRAIN_LINGER={DRAIN_LINGER}: must not be negative")
     positive = {
         "WRITE_PARTITIONS": WRITE_PARTITIONS,
         "DRAIN_BATCH_SIZE": DRAIN_BATCH_SIZE,
@@ -211,7 +221,8 @@ FLOWER_BASIC_AUTH = env.str("FLOWER_BASIC_AUTH", default="")
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # DRF's TokenAuthentication without a database read per request (core/token_auth.py).
+        "core.token_auth.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -234,6 +245,9 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
 }
+# Longest a process serves a token from memory without reading it again (a change to tokens,
+# users or permissions empties every process's cache at once anyway: core/token_auth.py).
+AUTH_CACHE_SECONDS = env.float("AUTH_CACHE_SECONDS", default=300.0)
 # Largest accepted request body; larger ones get 413 before parsing.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES

@@ -30,8 +30,8 @@ from tests.faults.conftest import RESULTS
 from tests.lockwait import raw_connection
 from workers.celery import app as celery_app
 from workers.leases import PartitionLease
-from workers.routing import partition_for
 from writes.models import WriteRequest
+from writes.partitions import partition_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 

@@ -5,9 +5,9 @@ import uuid
 
 import pytest
 
+from core.redis_client import redis_client
 from tests.concurrency import raised, run_in_processes
 from workers.leases import PartitionLease, Renewal, lease_key
-from workers.redis_client import redis_client
 
 TTL = 0.5
 

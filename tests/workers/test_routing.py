@@ -26,7 +26,7 @@ KEYS = [f"quotas.quota:{n}" for n in range(100)] + [f"tagging.image:{n}" for n i
 # every key read from stdin. Settings are configured lazily on first access: no django.setup().
 _CHILD = """
 import json, sys
-from workers.routing import partition_for
+from writes.partitions import partition_for
 keys = json.load(sys.stdin)
 print(json.dumps({"salted": hash(keys[0]), "partitions": [partition_for(k) for k in keys]}))
 """

@@ -1,16 +1,33 @@
-"""Publishing on commit to the real test broker (Redis database 14)."""
+"""What accepting a write sends, to whom, and when: against the real test broker (Redis
+database 14) and real PostgreSQL notifications."""
 
+import psycopg
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import override_settings
 
 from quotas.services import KIND_CONSUME
 from tests.factories import QuotaFactory
-from workers.routing import partition_for, queue_name
-from writes.publishing import wake_flag_key
+from workers.routing import queue_name
+from writes.partitions import partition_for
 from writes.services import write_request_accept
+from writes.wakeups import CHANNEL
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def notifications():
+    """A separate connection LISTENing on the wake-up channel; `.received()` drains it."""
+    conn = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+    conn.execute(f"LISTEN {CHANNEL}")
+
+    class Received:
+        def received(self, wait: float = 0.5) -> list[str]:
+            return [n.payload for n in conn.notifies(timeout=wait)]
+
+    yield Received()
+    conn.close()
 
 
 def _accept(quota, request_id=None):
@@ -20,55 +37,38 @@ def _accept(quota, request_id=None):
         )
 
 
-def test_coalesced_publishes_one_wake_up_for_many_writes(broker_redis, cache_redis):
+def test_coalesced_acceptance_notifies_the_owner_on_commit_and_publishes_nothing(
+    broker_redis, notifications
+):
     quota = QuotaFactory(limit=100)
-    queue = queue_name(partition_for(f"quotas.quota:{quota.pk}"))
-
-    tickets = [_accept(quota) for _ in range(50)]
-
-    assert broker_redis.llen(queue) == 1
-    assert {t.task_id for t in tickets} == {tickets[0].task_id}  # all ride the one wake-up
-    # Once a drain has started (it clears the flag) the next write wakes the partition again.
-    cache_redis.delete(wake_flag_key(partition_for(f"quotas.quota:{quota.pk}")))
-    later = _accept(quota)
-    assert broker_redis.llen(queue) == 2
-    assert later.task_id != tickets[0].task_id
+    partition = partition_for(f"quotas.quota:{quota.pk}")
+    with transaction.atomic():
+        write_request_accept(kind=KIND_CONSUME, object_id=quota.pk, payload={"amount": 1})
+        assert notifications.received(wait=0.2) == []  # not before the commit
+    assert notifications.received() == [str(partition)]
+    # The web process talks to no broker: the partition's owner publishes a drain.
+    assert broker_redis.llen(queue_name(partition)) == 0
 
 
-@override_settings(WRITE_DISPATCH="message")
-def test_message_mode_publishes_one_message_per_write_on_its_partition(broker_redis):
-    quotas = [QuotaFactory() for _ in range(20)]
-
-    for quota in quotas:
-        _accept(quota, request_id=f"r{quota.pk}")
-
-    expected: dict[str, int] = {}
-    for quota in quotas:
-        name = queue_name(partition_for(f"quotas.quota:{quota.pk}"))
-        expected[name] = expected.get(name, 0) + 1
-    assert {name: broker_redis.llen(name) for name in expected} == expected
-
-
-def test_nothing_is_published_for_a_rolled_back_acceptance(broker_redis, cache_redis):
+def test_nothing_is_notified_for_a_rolled_back_acceptance(broker_redis, notifications):
     quota = QuotaFactory()
-    queue = queue_name(partition_for(f"quotas.quota:{quota.pk}"))
     with pytest.raises(RuntimeError), transaction.atomic():
         write_request_accept(kind=KIND_CONSUME, object_id=quota.pk, payload={"amount": 1})
         raise RuntimeError
-    assert broker_redis.llen(queue) == 0
+    assert notifications.received() == []
+    assert broker_redis.llen(queue_name(partition_for(f"quotas.quota:{quota.pk}"))) == 0
 
 
-def test_a_repeated_request_id_publishes_nothing_new(broker_redis, cache_redis):
+def test_a_repeated_request_id_notifies_nothing_new(notifications):
     quota = QuotaFactory()
-    queue = queue_name(partition_for(f"quotas.quota:{quota.pk}"))
     _accept(quota, request_id="once")
-    cache_redis.flushdb()  # even with the wake-up flag gone
+    assert len(notifications.received()) == 1
     again = _accept(quota, request_id="once")
     assert not again.created
-    assert broker_redis.llen(queue) == 1
+    assert notifications.received() == []
 
 
-def test_bulk_acceptance_is_one_insert_and_one_wake_up_per_partition(broker_redis, cache_redis):
+def test_bulk_acceptance_is_one_insert_and_one_notification(notifications):
     from writes.services import WriteSpec, write_requests_accept
 
     quotas = [QuotaFactory(limit=100) for _ in range(12)]
@@ -76,14 +76,30 @@ def test_bulk_acceptance_is_one_insert_and_one_wake_up_per_partition(broker_redi
     acceptances = write_requests_accept(writes=specs)
 
     assert len(acceptances) == 60 and all(a.created for a in acceptances)
-    partitions = {partition_for(f"quotas.quota:{q.pk}") for q in quotas}
-    assert sum(broker_redis.llen(queue_name(p)) for p in range(8)) == len(partitions)
-    assert {
-        a.task_id for a in acceptances if a.request.partition == acceptances[0].request.partition
-    } == {acceptances[0].task_id}
+    [payload] = notifications.received()
+    assert sorted(map(int, payload.split(","))) == sorted(
+        {partition_for(f"quotas.quota:{q.pk}") for q in quotas}
+    )
 
 
-def test_bulk_acceptance_is_all_or_nothing(broker_redis, cache_redis):
+@override_settings(WRITE_DISPATCH="message")
+def test_message_mode_publishes_one_message_per_write_on_its_partition(
+    broker_redis, notifications
+):
+    quotas = [QuotaFactory() for _ in range(20)]
+
+    tickets = [_accept(quota, request_id=f"r{quota.pk}") for quota in quotas]
+
+    assert [t.task_id for t in tickets] == [f"r{quota.pk}" for quota in quotas]
+    expected: dict[str, int] = {}
+    for quota in quotas:
+        name = queue_name(partition_for(f"quotas.quota:{quota.pk}"))
+        expected[name] = expected.get(name, 0) + 1
+    assert {name: broker_redis.llen(name) for name in expected} == expected
+    assert notifications.received() == []
+
+
+def test_bulk_acceptance_is_all_or_nothing(broker_redis):
     from writes.models import WriteRequest
     from writes.services import RequestIdConflict, WriteSpec, write_requests_accept
 
@@ -103,17 +119,15 @@ def test_bulk_acceptance_is_all_or_nothing(broker_redis, cache_redis):
     assert first.request.pk == second.request.pk
 
 
-def test_a_new_owner_clears_a_stale_wake_up_flag_its_predecessor_left(broker_redis, cache_redis):
+def test_a_new_owner_drains_what_its_predecessor_left(broker_redis):
     from workers.ownership import partition_reconcile
 
     quota = QuotaFactory(limit=100)
     partition = partition_for(f"quotas.quota:{quota.pk}")
-    # A predecessor died with its flag set and nothing pending: the flag would silence the
-    # next writes until it expires.
-    cache_redis.set(wake_flag_key(partition), "dead-owners-drain", ex=60)
-    assert partition_reconcile(partition, taking_over=True) is None
-    assert cache_redis.get(wake_flag_key(partition)) is None
+    assert partition_reconcile(partition, taking_over=True) is False  # nothing pending
     _accept(quota)
+    # Not owned by this process: the drain is published at once.
+    assert partition_reconcile(partition, taking_over=True) is True
     assert broker_redis.llen(queue_name(partition)) == 1
 
 

@@ -9,9 +9,9 @@ from quotas.models import QuotaLedgerEntry
 from quotas.services import KIND_CONSUME, KIND_REFILL
 from tagging.services import KIND_ADD_TAGS, KIND_REMOVE_TAGS
 from tests.factories import ImageFactory, QuotaFactory
-from workers.routing import partition_for
 from writes import kinds
 from writes.models import WriteRequest
+from writes.partitions import partition_for
 from writes.services import (
     RequestIdConflict,
     partition_drain,

@@ -1,4 +1,4 @@
-"""The Redis client for coordination (partition leases, wake-up flags): settings.REDIS_URL."""
+"""The Redis client for coordination (leases, throttling, counters): settings.REDIS_URL."""
 
 from functools import cache
 

@@ -1,0 +1,1 @@
+"""Shared core: what every app may use and nothing in it uses an app."""

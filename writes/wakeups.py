@@ -1,0 +1,181 @@
+"""Waking a partition's drain when a write is accepted (coalesced dispatch).
+
+The INSERT that accepts writes also NOTIFYs `racefree_writes` with the partitions it wrote
+to, and PostgreSQL delivers that when, and only if, the transaction commits: the wake-up is
+as durable as the write, whoever accepted it (the API, a user's own view inside its own
+transaction, a script). No web process publishes anything to the broker.
+
+In a process that owns partitions, each owned partition has a drain state, moved by those
+notifications:
+
+- idle: a notification makes it `queued`, and the owner thread publishes one drain task;
+- queued: nothing more (the queued drain will see the write);
+- running: the running drain is told more arrived, and keeps going instead of stopping.
+
+A running drain that finds nothing lingers up to DRAIN_LINGER seconds for a notification
+before going idle. Going idle happens under the same lock as a notification's dispatch, and
+a drain that finds a notification dispatched before that keeps draining; one dispatched
+after it publishes a new drain. So no accepted write is left with no drain on its way, and
+under load one drain task runs for many writes (each Celery message costs far more than a
+write: docs/BENCHMARKS.md).
+
+What notifications cannot cover (the listener reconnecting, a broker that loses its
+messages, a process that dies) the owner's reconciler does: it publishes a drain for any
+write pending longer than RECONCILE_AFTER.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from core.pg_listener import listener
+
+CHANNEL = "racefree_writes"
+IDLE, QUEUED, RUNNING = "idle", "queued", "running"
+
+
+@dataclass
+class _Partition:
+    state: str = IDLE
+    # Set by a notification while a drain runs: something arrived since its last scan.
+    more: threading.Event = field(default_factory=threading.Event)
+    # Set when a drain must be published; the owner thread waits on it.
+    wanted: threading.Event = field(default_factory=threading.Event)
+
+
+class DrainWindow:
+    """What a running drain asks of its partition's state (nothing, if not owned here)."""
+
+    def __init__(self, wakeups: PartitionWakeups, partition: int) -> None:
+        self._wakeups = wakeups
+        self._partition = partition
+
+    def begin_scan(self) -> None:
+        """About to look for pending writes: forget notifications of writes it will see."""
+        state = self._wakeups._get(self._partition)
+        if state is not None:
+            state.more.clear()
+
+    def linger(self, seconds: float) -> bool:
+        """Wait up to `seconds` for a write to be accepted; True if one was."""
+        state = self._wakeups._get(self._partition)
+        if state is None or seconds <= 0 or not listener.listening(CHANNEL):
+            return False
+        return state.more.wait(seconds)
+
+    def try_finish(self) -> bool:
+        """Go idle, unless a write was notified meanwhile (then: keep draining)."""
+        return self._wakeups._try_finish(self._partition)
+
+
+class PartitionWakeups:
+    """The drain state of every partition this process owns."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._partitions: dict[int, _Partition] = {}
+        self._subscribed = False
+
+    def own(self, partition: int) -> threading.Event:
+        """This process now owns `partition`; returns the event set when a drain of it must
+        be published (see `take_wanted`)."""
+        with self._lock:
+            state = self._partitions.setdefault(partition, _Partition())
+            subscribe = not self._subscribed
+            self._subscribed = True
+        if subscribe:
+            listener.subscribe(CHANNEL, self._on_notify, on_reset=self._on_reset)
+        return state.wanted
+
+    def disown(self, partition: int) -> None:
+        with self._lock:
+            self._partitions.pop(partition, None)
+
+    def listening(self) -> bool:
+        """True while accepted writes' notifications are being received."""
+        return listener.listening(CHANNEL)
+
+    def wake(self, partition: int, *, force: bool = False) -> bool:
+        """A write of `partition` is pending: have a drain published unless one is queued
+        (or, without `force`, running). Returns True if one is to be published."""
+        with self._lock:
+            state = self._partitions.get(partition)
+            if state is None:
+                return False
+            if not force and state.state == RUNNING:
+                state.more.set()
+                return False
+            if not force and state.state == QUEUED:
+                return False
+            state.state = QUEUED
+            state.wanted.set()
+            return True
+
+    def take_wanted(self, partition: int) -> bool:
+        """True (once) if a drain of `partition` must be published now."""
+        state = self._get(partition)
+        if state is None or not state.wanted.is_set():
+            return False
+        state.wanted.clear()
+        return True
+
+    def publish_failed(self, partition: int) -> None:
+        """The drain could not be published: the next notification (or the reconciler)
+        tries again."""
+        with self._lock:
+            state = self._partitions.get(partition)
+            if state is not None and state.state == QUEUED:
+                state.state = IDLE
+
+    def state(self, partition: int) -> str | None:
+        """idle / queued / running, or None if this process does not own `partition`."""
+        state = self._get(partition)
+        return None if state is None else state.state
+
+    @contextmanager
+    def draining(self, partition: int) -> Iterator[DrainWindow]:
+        """Mark a drain of `partition` running for the duration of the block."""
+        with self._lock:
+            state = self._partitions.get(partition)
+            if state is not None:
+                state.state = RUNNING
+        try:
+            yield DrainWindow(self, partition)
+        finally:
+            with self._lock:
+                state = self._partitions.get(partition)
+                # A drain that asked for its own continuation leaves it queued.
+                if state is not None and state.state == RUNNING:
+                    state.state = IDLE
+
+    def _get(self, partition: int) -> _Partition | None:
+        return self._partitions.get(partition)
+
+    def _try_finish(self, partition: int) -> bool:
+        with self._lock:
+            state = self._partitions.get(partition)
+            if state is None:
+                return True
+            if state.more.is_set():
+                return False
+            if state.state == RUNNING:
+                state.state = IDLE
+            return True
+
+    def _on_notify(self, payload: str) -> None:
+        for part in payload.split(","):
+            if part.isdigit():
+                self.wake(int(part))
+
+    def _on_reset(self) -> None:
+        # Notifications may have been missed while disconnected: look at every partition.
+        with self._lock:
+            owned = list(self._partitions)
+        for partition in owned:
+            self.wake(partition)
+
+
+wakeups = PartitionWakeups()
