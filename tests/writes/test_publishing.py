@@ -83,9 +83,7 @@ def test_bulk_acceptance_is_one_insert_and_one_notification(notifications):
 
 
 @override_settings(WRITE_DISPATCH="message")
-def test_message_mode_publishes_one_message_per_write_on_its_partition(
-    broker_redis, notifications
-):
+def test_message_mode_publishes_one_message_per_write_on_its_partition(broker_redis, notifications):
     quotas = [QuotaFactory() for _ in range(20)]
 
     tickets = [_accept(quota, request_id=f"r{quota.pk}") for quota in quotas]
