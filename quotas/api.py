@@ -38,6 +38,7 @@ from writes.api import (
     WriteAcceptedSerializer,
     WriteView,
     accepted_response,
+    request_id_valid,
 )
 from writes.services import WriteRefused, WriteSpec, write_requests_accept
 
@@ -118,6 +119,15 @@ class _QuotaWriteView(WriteView):
 
     def payload(self, data: dict[str, Any]) -> dict[str, Any]:
         return {"amount": data["amount"]}
+
+    def fast_validate(self, data: Any) -> tuple[dict[str, Any], str | None] | None:
+        if type(data) is not dict or not data.keys() <= {"amount", "request_id"}:
+            return None
+        amount = data.get("amount", 1)
+        ok, request_id = request_id_valid(data)
+        if type(amount) is not int or not 1 <= amount <= MAX_AMOUNT or not ok:
+            return None
+        return {"amount": amount}, request_id
 
     def explain_refusal(self, request: Request, object_id: int, payload: dict | None) -> None:
         quota_write_refusal(request, object_id, amounts=[payload["amount"]] if payload else [])

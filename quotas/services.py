@@ -23,6 +23,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, OperationalError, connection, models, transaction
 from django.utils import timezone
 
+from core.pg_prepared import prepared_cursor
 from project.bulk_sql import BIGINT, TEXT, rows_cte
 from project.errors import Conflict, InvalidInput, ObjectNotFound
 from quotas.models import Quota, QuotaLedgerEntry
@@ -281,7 +282,7 @@ def _consume_all_granted(
         "v", [("request_id", TEXT), ("amount", BIGINT), ("still_to_take", BIGINT)], rows
     )
     quota_table, ledger_table = Quota._meta.db_table, QuotaLedgerEntry._meta.db_table
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"WITH {cte}, "
             f"q AS (UPDATE {quota_table} SET remaining = remaining - %s "

@@ -33,6 +33,7 @@ from writes.api import (
     WRITE_RESPONSES,
     RequestIdField,
     WriteView,
+    request_id_valid,
 )
 
 
@@ -105,6 +106,20 @@ class _ImageTagsWriteView(WriteView):
 
     def payload(self, data: dict[str, Any]) -> dict[str, Any]:
         return {"tags": data["tags"]}
+
+    def fast_validate(self, data: Any) -> tuple[dict[str, Any], str | None] | None:
+        if type(data) is not dict or not data.keys() <= {"tags", "request_id"}:
+            return None
+        tags = data.get("tags")
+        ok, request_id = request_id_valid(data)
+        if not ok or type(tags) is not list or not 1 <= len(tags) <= MAX_TAGS_PER_REQUEST:
+            return None
+        if any(type(name) is not str or len(name) > TAG_NAME_MAX_LENGTH * 4 for name in tags):
+            return None
+        try:
+            return {"tags": tag_names_normalize(tags)}, request_id
+        except InvalidInput:
+            return None  # the serializer words the error
 
     def explain_refusal(self, request: Request, object_id: int, payload: dict | None) -> None:
         image = get_object_or_404(Image, pk=object_id)

@@ -3,11 +3,13 @@ import pytest
 
 @pytest.fixture(scope="session", autouse=True)
 def _pg_listener_stops_before_the_test_database_is_dropped(django_db_setup):
-    """The notification listener holds a connection to the test database."""
+    """The notification listener and the group commit hold connections to the test database."""
     from core.pg_listener import listener
+    from writes import services
 
     yield
     listener.stop()
+    services._flush_connection.close()
 
 
 @pytest.fixture

@@ -91,6 +91,15 @@ WRITE_RESPONSES = {
 }
 
 
+def request_id_valid(data: dict[str, Any]) -> tuple[bool, str | None]:
+    """(ok, request_id) of a body's optional `request_id`, as RequestIdField would judge it."""
+    if "request_id" not in data:
+        return True, None
+    request_id = data["request_id"]
+    ok = type(request_id) is str and REQUEST_ID_PATTERN.fullmatch(request_id) is not None
+    return ok, request_id
+
+
 def wait_seconds(request: Request) -> float:
     """The `?wait=` query parameter, validated (0 when absent)."""
     raw = request.query_params.get("wait")
@@ -159,6 +168,12 @@ class WriteView(APIView):
     def payload(self, data: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
+    def fast_validate(self, data: Any) -> tuple[dict[str, Any], str | None] | None:
+        """(payload, request_id) for a body the serializer would accept unchanged, checked
+        without building it (it costs a tenth of a write's web time); None to let the
+        serializer decide, and word its errors."""
+        return None
+
     def explain_refusal(self, request: Request, object_id: int, payload: dict | None) -> None:
         """Raise the API error that says why this write may not be accepted (404, 403, then
         400 for a payload the object refuses); return if nothing is wrong."""
@@ -167,17 +182,21 @@ class WriteView(APIView):
     def post(self, request: Request, **kwargs: Any) -> Response:
         wait = wait_seconds(request)
         object_id = kwargs[self.object_arg]
-        serializer = self.serializer_class(data=request.data)
-        if not serializer.is_valid():
-            self.explain_refusal(request, object_id, None)  # 404 and 403 come first
-            raise ValidationError(serializer.errors)
-        payload = self.payload(serializer.validated_data)
+        valid = self.fast_validate(request.data)
+        if valid is None:
+            serializer = self.serializer_class(data=request.data)
+            if not serializer.is_valid():
+                self.explain_refusal(request, object_id, None)  # 404 and 403 come first
+                raise ValidationError(serializer.errors)
+            data = serializer.validated_data
+            valid = self.payload(data), data.get("request_id")
+        payload, request_id = valid
         try:
             acceptance = write_request_accept(
                 kind=self.kind,
                 object_id=object_id,
                 payload=payload,
-                request_id=serializer.validated_data.get("request_id"),
+                request_id=request_id,
                 requested_by=request.user,
                 guard=self.guard,
             )

@@ -30,6 +30,8 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from core.group_commit import GroupCommit
+from core.pg_connection import DedicatedConnection
+from core.pg_prepared import prepared_cursor
 from project.bulk_sql import BIGINT, BOOLEAN, JSONB, TEXT, in_list, rows_cte
 from project.errors import Conflict, Forbidden, InvalidInput
 from writes import publishing
@@ -167,7 +169,9 @@ def _group_flush(candidates: Sequence[_Candidate]) -> list[Acceptance | None]:
     for candidate in candidates:
         first.setdefault(candidate.request.request_id, candidate)
     unique = list(first.values())
-    inserted = _insert_pending(unique)
+    # Safe to run twice: a retry after a commit whose answer was lost finds every row taken
+    # (ON CONFLICT) and its callers find their rows, as for a client's own retry.
+    inserted = _flush_connection.run(lambda cursor: _insert_pending(unique, cursor), retry=True)
     created = [c.request for c in unique if c.request.request_id in inserted]
     for request in created:
         request.pk, request.accepted_at = inserted[request.request_id]
@@ -186,6 +190,8 @@ def _group_flush(candidates: Sequence[_Candidate]) -> list[Acceptance | None]:
     ]
 
 
+# The group's leader inserts on this process's own connection: no per-request health check.
+_flush_connection = DedicatedConnection()
 _group_commit: GroupCommit[_Candidate, Acceptance | None] = GroupCommit(_group_flush, max_batch=256)
 
 
@@ -274,10 +280,16 @@ def _differs(a: WriteRequest, b: WriteRequest) -> bool:
     return (a.kind, a.object_key, a.payload) != (b.kind, b.object_key, b.payload)
 
 
-def _insert_pending(candidates: Sequence[_Candidate]) -> dict[str, tuple[int, Any]]:
+def _insert_pending(
+    candidates: Sequence[_Candidate], cursor: Any = None
+) -> dict[str, tuple[int, Any]]:
     """INSERT the rows ON CONFLICT (request_id) DO NOTHING, each only if its guard allows it;
     return {request_id: (id, accepted_at)} of those inserted now. A concurrent twin waits on
-    the unique index, then skips: one statement, race-free."""
+    the unique index, then skips: one statement, race-free. On `cursor` if given (else on
+    this thread's connection)."""
+    if cursor is None:
+        with connection.cursor() as own:
+            return _insert_pending(candidates, own)
     inserted: dict[str, tuple[int, Any]] = {}
     accepted_at = WriteRequest._meta.get_field("accepted_at")
     guards = list(dict.fromkeys(c.guard for c in candidates if c.guard is not None))
@@ -294,67 +306,66 @@ def _insert_pending(candidates: Sequence[_Candidate]) -> dict[str, tuple[int, An
         ("may_any", BOOLEAN),
         ("object_pk", BIGINT),
     ]
-    with connection.cursor() as cursor:
-        for start in range(0, len(candidates), BULK_CHUNK):
-            cte, params = rows_cte(
-                "v",
-                columns,
-                [
-                    (
-                        r.request_id,
-                        r.kind,
-                        r.object_key,
-                        r.partition,
-                        r.payload,
-                        r.requested_by.pk if r.requested_by else None,
-                        ord_,
-                        *_guard_columns(c.guard, guards, r),
-                    )
-                    for ord_, c in enumerate(candidates[start : start + BULK_CHUNK])
-                    for r in [c.request]
-                ],
+    for start in range(0, len(candidates), BULK_CHUNK):
+        cte, params = rows_cte(
+            "v",
+            columns,
+            [
+                (
+                    r.request_id,
+                    r.kind,
+                    r.object_key,
+                    r.partition,
+                    r.payload,
+                    r.requested_by.pk if r.requested_by else None,
+                    ord_,
+                    *_guard_columns(c.guard, guards, r),
+                )
+                for ord_, c in enumerate(candidates[start : start + BULK_CHUNK])
+                for r in [c.request]
+            ],
+        )
+        if connection.vendor == "postgresql":
+            # Ids are drawn in item order (they are the acceptance order), rows inserted
+            # in request_id order: two batches sharing request_ids in different orders
+            # then take the unique index's entries in one order, and cannot deadlock.
+            insert = (
+                f"INSERT INTO {_TABLE} (id, request_id, kind, object_key, partition, "
+                "payload, state, result, requested_by_id, applied_by) "
+                "SELECT n.id, n.request_id, n.kind, n.object_key, n.partition, n.payload, "
+                "'pending', '{}', n.requested_by_id, '' FROM numbered AS n "
+                f"WHERE {_guards_sql(guards, 'n')} ORDER BY n.request_id "
+                "ON CONFLICT (request_id) DO NOTHING "
+                "RETURNING request_id, id, accepted_at, partition"
             )
-            if connection.vendor == "postgresql":
-                # Ids are drawn in item order (they are the acceptance order), rows inserted
-                # in request_id order: two batches sharing request_ids in different orders
-                # then take the unique index's entries in one order, and cannot deadlock.
-                insert = (
-                    f"INSERT INTO {_TABLE} (id, request_id, kind, object_key, partition, "
-                    "payload, state, result, requested_by_id, applied_by) "
-                    "SELECT n.id, n.request_id, n.kind, n.object_key, n.partition, n.payload, "
-                    "'pending', '{}', n.requested_by_id, '' FROM numbered AS n "
-                    f"WHERE {_guards_sql(guards, 'n')} ORDER BY n.request_id "
-                    "ON CONFLICT (request_id) DO NOTHING "
-                    "RETURNING request_id, id, accepted_at, partition"
-                )
-                # Coalesced: the same statement tells the partitions' owners (on commit).
-                woke = (
-                    ", (SELECT pg_notify(%s, string_agg(DISTINCT i.partition::text, ',')) "
-                    "FROM ins AS i HAVING count(*) > 0) AS woke"
-                    if notify
-                    else ""
-                )
-                statement = (
-                    f"WITH {cte}, numbered AS MATERIALIZED (SELECT nextval("
-                    f"pg_get_serial_sequence('{_TABLE}', 'id')) AS id, o.* "
-                    "FROM (SELECT v.* FROM v ORDER BY v.ord) AS o), "
-                    f"ins AS ({insert}) "
-                    f"SELECT ins.request_id, ins.id, ins.accepted_at FROM ins{woke}"
-                )
-                if notify:
-                    params = [*params, WAKEUP_CHANNEL]
-            else:  # SQLite serializes writers: no deadlock to avoid
-                statement = (
-                    f"WITH {cte} INSERT INTO {_TABLE} (request_id, kind, object_key, "
-                    "partition, payload, state, result, requested_by_id, applied_by) "
-                    "SELECT v.request_id, v.kind, v.object_key, v.partition, v.payload, "
-                    "'pending', '{}', v.requested_by_id, '' FROM v "
-                    f"WHERE {_guards_sql(guards, 'v')} ORDER BY v.ord "
-                    "ON CONFLICT (request_id) DO NOTHING RETURNING request_id, id, accepted_at"
-                )
-            cursor.execute(statement, params)
-            for request_id, row_id, at in cursor.fetchall():
-                inserted[request_id] = (row_id, accepted_at.to_python(at))
+            # Coalesced: the same statement tells the partitions' owners (on commit).
+            woke = (
+                ", (SELECT pg_notify(%s, string_agg(DISTINCT i.partition::text, ',')) "
+                "FROM ins AS i HAVING count(*) > 0) AS woke"
+                if notify
+                else ""
+            )
+            statement = (
+                f"WITH {cte}, numbered AS MATERIALIZED (SELECT nextval("
+                f"pg_get_serial_sequence('{_TABLE}', 'id')) AS id, o.* "
+                "FROM (SELECT v.* FROM v ORDER BY v.ord) AS o), "
+                f"ins AS ({insert}) "
+                f"SELECT ins.request_id, ins.id, ins.accepted_at FROM ins{woke}"
+            )
+            if notify:
+                params = [*params, WAKEUP_CHANNEL]
+        else:  # SQLite serializes writers: no deadlock to avoid
+            statement = (
+                f"WITH {cte} INSERT INTO {_TABLE} (request_id, kind, object_key, "
+                "partition, payload, state, result, requested_by_id, applied_by) "
+                "SELECT v.request_id, v.kind, v.object_key, v.partition, v.payload, "
+                "'pending', '{}', v.requested_by_id, '' FROM v "
+                f"WHERE {_guards_sql(guards, 'v')} ORDER BY v.ord "
+                "ON CONFLICT (request_id) DO NOTHING RETURNING request_id, id, accepted_at"
+            )
+        cursor.execute(statement, params)
+        for request_id, row_id, at in cursor.fetchall():
+            inserted[request_id] = (row_id, accepted_at.to_python(at))
     return inserted
 
 
@@ -473,7 +484,7 @@ def partition_drain(
     with wakeups.draining(partition) as window:
         while True:
             window.begin_scan()
-            with connection.cursor() as cursor:
+            with prepared_cursor() as cursor:
                 cursor.execute(
                     f"SELECT id, object_key FROM {_TABLE} WHERE partition = %s "
                     "AND state = 'pending' ORDER BY id LIMIT %s",
@@ -503,6 +514,10 @@ def partition_drain(
             if report.continued:
                 _drain_continue(partition)
                 break
+            if len(rows) < batch_size and window.busy():
+                # Writes keep coming: let them gather, so that the next group (one
+                # transaction, a fixed handful of statements) carries many of them.
+                time.sleep(settings.DRAIN_GATHER)
     report.requests = report.applied + report.refused + report.failed
     report.seconds = round(time.monotonic() - started, 4)
     return report
@@ -593,7 +608,7 @@ def _lock_pending(rows_filter: _Rows) -> list[dict[str, Any]]:
     object takes them in the same order), and return them."""
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     payload = WriteRequest._meta.get_field("payload")
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"SELECT id, request_id, kind, payload FROM {_TABLE} "
             f"WHERE {rows_filter.where} AND state = 'pending' ORDER BY id"
@@ -628,7 +643,7 @@ def _finish(object_key: str, rows: list[dict[str, Any]], outcomes: list[WriteOut
         # The embedded SQLite fallback serializes writers, so max + 1 is safe there.
         seq_sql = f"(SELECT COALESCE(MAX(applied_seq), 0) + 1 FROM {_TABLE})"
     columns = [("id", BIGINT), ("state", TEXT), ("result", JSONB)]
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         for start in range(0, len(rows), BULK_CHUNK):
             cte, params = rows_cte(
                 "v",

@@ -59,6 +59,11 @@ class DrainWindow:
         if state is not None:
             state.more.clear()
 
+    def busy(self) -> bool:
+        """True if writes were notified since the last scan began (the partition is busy)."""
+        state = self._wakeups._get(self._partition)
+        return state is not None and state.more.is_set()
+
     def linger(self, seconds: float) -> bool:
         """Wait up to `seconds` for a write to be accepted; True if one was."""
         state = self._wakeups._get(self._partition)

@@ -94,7 +94,10 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         # No statement may hold a row lock forever: a stuck writer fails and is retried.
-        options=f"-c statement_timeout={env.int('DB_STATEMENT_TIMEOUT_MS', default=30000)}",
+        # Prepared statements (only the write path's hot SQL, core/pg_prepared.py) are
+        # planned once, not at every execution.
+        options=f"-c statement_timeout={env.int('DB_STATEMENT_TIMEOUT_MS', default=30000)} "
+        "-c plan_cache_mode=force_generic_plan",
         # Names each process's sessions in pg_stat_activity (web, writes.3, ...).
         application_name=env.str("DB_APPLICATION_NAME", default="racefree"),
         # An unreachable host must not hang a worker's heartbeat thread for minutes.
@@ -129,6 +132,9 @@ DRAIN_TIME_BUDGET = env.float("DRAIN_TIME_BUDGET", default=20.0)
 # under load one drain task then serves a stream of writes (a Celery message costs more than
 # a write). 0 stops at once.
 DRAIN_LINGER = env.float("DRAIN_LINGER", default=0.02)
+# Under load (writes notified while a group was being applied) a drain waits this long
+# before its next scan, so that groups grow: the cost of a group is nearly all fixed.
+DRAIN_GATHER = env.float("DRAIN_GATHER", default=0.005)
 # Partition ownership on Redis brokers: a lease with a TTL renewed by a heartbeat.
 PARTITION_LEASE_TTL = env.float("PARTITION_LEASE_TTL", default=5.0)
 PARTITION_STANDBY_POLL = env.float("PARTITION_STANDBY_POLL", default=0.25)
@@ -157,8 +163,9 @@ def _refuse_bad_write_settings() -> None:
     if WRITE_ROUTING == "shared" and WRITE_DISPATCH != "message":
         # Drains are woken by their partition's owner; the shared queue has none.
         raise ImproperlyConfigured("WRITE_ROUTING='shared' needs WRITE_DISPATCH='message'")
-    if DRAIN_LINGER < 0:
-        raise ImproperlyConfigured(f"DRAIN_LINGER={DRAIN_LINGER}: must not be negative")
+    for name, value in {"DRAIN_LINGER": DRAIN_LINGER, "DRAIN_GATHER": DRAIN_GATHER}.items():
+        if value < 0:
+            raise ImproperlyConfigured(f"{name}={value}: must not be negative")
     positive = {
         "WRITE_PARTITIONS": WRITE_PARTITIONS,
         "DRAIN_BATCH_SIZE": DRAIN_BATCH_SIZE,
@@ -228,6 +235,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "project.negotiation.JsonFirstNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "project.api_errors.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {
