@@ -50,8 +50,7 @@ def prepared_cursor() -> Iterator[Any]:
         with connection.cursor() as cursor:
             yield cursor
         return
-    with connection.cursor():  # connects (and health-checks) as Django would
-        pass
+    connection.ensure_connection()
     raw = connection.connection
     enable_prepared_statements(raw)
     with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:

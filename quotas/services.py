@@ -28,7 +28,8 @@ from project.bulk_sql import BIGINT, TEXT, rows_cte
 from project.errors import Conflict, InvalidInput, ObjectNotFound
 from quotas.models import Quota, QuotaLedgerEntry
 from writes.kinds import PendingWrite, WriteOutcome
-from writes.services import WriteGuard
+from writes.models import WriteRequest
+from writes.services import WriteGuard, write_request_accept, write_request_outcome
 
 KIND_CONSUME = "quotas.consume"
 KIND_REFILL = "quotas.refill"
@@ -47,6 +48,31 @@ QUOTA_CONSUME_GUARD = WriteGuard(
     table=Quota._meta.db_table, perm="quotas.consume_quota", payload_at_most=("amount", "limit")
 )
 QUOTA_REFILL_GUARD = WriteGuard(table=Quota._meta.db_table, perm="quotas.consume_quota")
+
+
+def quota_consume_enqueue(
+    *,
+    quota_id: int,
+    amount: int = 1,
+    request_id: str | None = None,
+    requested_by: AbstractBaseUser | None = None,
+    wait: float = 0.0,
+) -> WriteRequest:
+    """Consume from a quota through its partition's owner: the call a Django view makes.
+
+    Returns the request once it is durable (committed; or, inside a transaction, part of it,
+    its owner woken when it commits). With `wait` (outside a transaction) it waits up to that
+    many seconds for the outcome: `state` "applied" (`result["remaining"]`) or "refused"
+    (`result["reason"]`), or still "pending". The same `request_id` twice is one request.
+    """
+    acceptance = write_request_accept(
+        kind=KIND_CONSUME,
+        object_id=quota_id,
+        payload={"amount": amount_validate(amount)},
+        request_id=request_id,
+        requested_by=requested_by,
+    )
+    return write_request_outcome(acceptance, wait=wait)
 
 
 class QuotaNotFound(ObjectNotFound):

@@ -21,7 +21,8 @@ from project.bulk_sql import BIGINT, rows_cte
 from project.errors import InvalidInput, ObjectNotFound
 from tagging.models import TAG_NAME_MAX_LENGTH, Image, ImageTag, Tag
 from writes.kinds import PendingWrite, WriteOutcome
-from writes.services import WriteGuard
+from writes.models import WriteRequest
+from writes.services import WriteGuard, write_request_accept, write_request_outcome
 
 KIND_ADD_TAGS = "tagging.add_tags"
 KIND_REMOVE_TAGS = "tagging.remove_tags"
@@ -37,6 +38,26 @@ _ALLOWED_FORMAT_CHARS = frozenset({"\u200d", "\t"})
 
 # Who may tag an image: its owner, or whoever holds tag_image. Checked by the accepting INSERT.
 IMAGE_TAGS_GUARD = WriteGuard(table=Image._meta.db_table, perm="tagging.tag_image")
+
+
+def image_add_tags_enqueue(
+    *,
+    image_id: int,
+    names: Iterable[str],
+    request_id: str | None = None,
+    requested_by: AbstractBaseUser | None = None,
+    wait: float = 0.0,
+) -> WriteRequest:
+    """Add tags to an image through its partition's owner (see quota_consume_enqueue):
+    durable on return; with `wait`, its outcome (`result["added"]`, `result["already"]`)."""
+    acceptance = write_request_accept(
+        kind=KIND_ADD_TAGS,
+        object_id=image_id,
+        payload={"tags": tag_names_normalize(list(names))},
+        request_id=request_id,
+        requested_by=requested_by,
+    )
+    return write_request_outcome(acceptance, wait=wait)
 
 
 class ImageNotFound(ObjectNotFound):

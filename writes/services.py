@@ -39,6 +39,7 @@ from writes.finish_notices import CHANNEL as FINISHED_CHANNEL
 from writes.kinds import PendingWrite, WriteOutcome, object_type_for_key, object_type_for_kind
 from writes.models import WriteRequest
 from writes.partitions import partition_for
+from writes.selectors import write_request_wait
 from writes.wakeups import CHANNEL as WAKEUP_CHANNEL
 from writes.wakeups import wakeups
 
@@ -151,6 +152,29 @@ def write_requests_accept(
     (a RequestIdConflict or a WriteRefused accepts none), published after commit, in
     coalesced mode with one wake-up per partition."""
     return _accept([_new_request(spec, requested_by) for spec in writes], guard=guard)
+
+
+def write_request_outcome(acceptance: Acceptance, *, wait: float) -> WriteRequest:
+    """The accepted request, after waiting up to `wait` seconds for it to be final (applied,
+    refused or failed; still pending if not in time). Waiting inside a transaction would
+    wait for a write nobody can see yet: it is refused."""
+    request = acceptance.request
+    if wait <= 0 or request.is_final:
+        return request
+    if connection.in_atomic_block:
+        raise RuntimeError(
+            "waiting for a write's outcome inside a transaction: it is not committed"
+        )
+
+    return (
+        write_request_wait(
+            request_id=request.request_id,
+            timeout=wait,
+            object_key=request.object_key,
+            row_id=request.pk,
+        )
+        or request
+    )
 
 
 @dataclass(frozen=True)
