@@ -3,7 +3,7 @@
 # (real PostgreSQL, Redis, RabbitMQ and Celery worker processes). Extra args go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export NEED_RABBITMQ=1
+export NEED_RABBITMQ=1 NEED_WRK=1
 source scripts/setup.sh
 
 say "ruff"
@@ -49,5 +49,7 @@ if [ $# -eq 0 ]; then
   # (tiny sizes, Redis only). The real run: python benchmarks/run.py --docs
   say "benchmark smoke (python benchmarks/run.py --smoke --brokers redis)"
   python benchmarks/run.py --smoke --brokers redis --out var/benchmark-smoke
+  say "HTTP benchmark smoke (python benchmarks/run.py --http --smoke)"
+  python benchmarks/run.py --http --smoke --out var/benchmark-smoke
 fi
 say "all checks passed in $(( $(date +%s) - started ))s"
