@@ -132,12 +132,7 @@ def accepted_response(request: Request, acceptance: Acceptance, wait: float) -> 
     final = write if write.is_final else None
     if final is None and wait > 0:
         try:
-            final = write_request_wait(
-                request_id=write.request_id,
-                timeout=wait,
-                object_key=write.object_key,
-                row_id=write.pk,
-            )
+            final = write_request_wait(request=write, timeout=wait)
         except (OperationalError, InterfaceError):
             # The write is committed: the database vanishing while we wait for its outcome
             # must not turn its 202 into a 503 (a client would resend it).

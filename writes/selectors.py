@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import time
+from datetime import datetime
 
 from django.db.models import Count, DurationField, ExpressionWrapper, F
 from django.db.models.functions import Now
@@ -39,25 +41,31 @@ def write_request_counts() -> dict[str, int]:
     return {state: counts.get(state, 0) for state in WriteRequest.State.values}
 
 
-def write_request_wait(
-    *, request_id: str, timeout: float, object_key: str = "", row_id: int = 0
-) -> WriteRequest | None:
-    """Wait until the request is final or `timeout` seconds passed; return its last state.
+def write_request_wait(*, request: WriteRequest, timeout: float) -> WriteRequest | None:
+    """Wait until an accepted request is final or `timeout` seconds passed; return its last
+    state (None if it no longer exists).
 
-    Given its object and row id, it sleeps until a finish notice wakes it (one read of the
-    row, writes/finish_notices.py); without them, or while notices cannot be received, it
-    polls the row (5 ms, doubling up to 100 ms)."""
+    It sleeps until a finish notice wakes it (writes/finish_notices.py): most carry the
+    outcome, which then costs no read at all. While notices cannot be received it polls the
+    row (5 ms, doubling up to 100 ms)."""
     deadline = time.monotonic() + timeout
-    if object_key and row_id and finish_notices.listening():
-        hinted = finish_notices.wait(object_key, row_id, timeout)
-        request = write_request_get(request_id=request_id)
-        if request is None or request.is_final or not hinted:
-            return request
+    if request.pk and finish_notices.listening():
+        notice = finish_notices.wait(request.object_key, request.pk, timeout)
+        if notice is None:  # timed out
+            return write_request_get(request_id=request.request_id)
+        if notice.state is not None:
+            final = copy.copy(request)
+            final.state, final.result = notice.state, notice.result
+            final.finished_at = datetime.fromisoformat(notice.finished_at)
+            return final
+        found = write_request_get(request_id=request.request_id)
+        if found is None or found.is_final:
+            return found
         # A hint only: an earlier-committed neighbour finished; poll for the rest.
     delay = 0.005
     while True:
-        request = write_request_get(request_id=request_id)
-        if request is None or request.is_final or time.monotonic() >= deadline:
-            return request
+        found = write_request_get(request_id=request.request_id)
+        if found is None or found.is_final or time.monotonic() >= deadline:
+            return found
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 2, 0.1)

@@ -36,6 +36,7 @@ from project.bulk_sql import BIGINT, BOOLEAN, JSONB, TEXT, in_list, rows_cte
 from project.errors import Conflict, Forbidden, InvalidInput
 from writes import publishing
 from writes.finish_notices import CHANNEL as FINISHED_CHANNEL
+from writes.finish_notices import finish_notice
 from writes.kinds import PendingWrite, WriteOutcome, object_type_for_key, object_type_for_kind
 from writes.models import WriteRequest
 from writes.partitions import partition_for
@@ -166,15 +167,7 @@ def write_request_outcome(acceptance: Acceptance, *, wait: float) -> WriteReques
             "waiting for a write's outcome inside a transaction: it is not committed"
         )
 
-    return (
-        write_request_wait(
-            request_id=request.request_id,
-            timeout=wait,
-            object_key=request.object_key,
-            row_id=request.pk,
-        )
-        or request
-    )
+    return write_request_wait(request=request, timeout=wait) or request
 
 
 @dataclass(frozen=True)
@@ -688,13 +681,25 @@ def _finish(object_key: str, rows: list[dict[str, Any]], outcomes: list[WriteOut
             )
             params += [now, _process_name()]
             if connection.vendor == "postgresql":
-                # "<object key> <highest id finished>": every row of the object up to that id
-                # is final (rows of an object are applied in id order).
                 update = (
                     f"WITH {cte}, done AS ({update} RETURNING {_TABLE}.id) "
-                    "SELECT pg_notify(%s, %s || ' ' || max(done.id)) FROM done"
+                    "SELECT pg_notify(%s, %s) WHERE EXISTS (SELECT FROM done)"
                 )
-                params += [FINISHED_CHANNEL, object_key]
+                params += [
+                    FINISHED_CHANNEL,
+                    finish_notice(
+                        object_key,
+                        now,
+                        [
+                            (row["id"], outcome.state, outcome.result)
+                            for row, outcome in zip(
+                                rows[start : start + BULK_CHUNK],
+                                outcomes[start : start + BULK_CHUNK],
+                                strict=True,
+                            )
+                        ],
+                    ),
+                ]
             else:
                 update = f"WITH {cte} {update}"
             cursor.execute(update, params)

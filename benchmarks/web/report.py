@@ -60,7 +60,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
             wait["idle_p50_ms"] <= 6 and idle_200 == idle_total,
         ),
         (
-            "?wait= at half the peak rate: p99 <= 100 ms",
+            "?wait= at half its peak rate: p99 <= 100 ms",
             f"p99 {half['p99_ms']:.0f} ms at {half['accepted_per_s']:,.0f}/s "
             f"(offered {half['offered_rate']:,.0f}/s)",
             half["p99_ms"] <= 100,

@@ -45,6 +45,8 @@ def test_enqueue_and_wait_returns_the_outcome():
     write = quota_consume_enqueue(quota_id=quota.pk, amount=2, wait=5)
     drainer.join()
     assert (write.state, write.result["remaining"]) == ("applied", 3)
+    stored = WriteRequest.objects.get(pk=write.pk)  # the notice told what was stored
+    assert (write.state, write.result) == (stored.state, stored.result)
     refused = _drain_soon(partition_for(f"quotas.quota:{quota.pk}"))
     too_much = quota_consume_enqueue(quota_id=quota.pk, amount=4, wait=5)
     refused.join()
