@@ -27,6 +27,7 @@ write pending longer than RECONCILE_AFTER.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,11 +36,15 @@ from core.pg_listener import listener
 
 CHANNEL = "racefree_writes"
 IDLE, QUEUED, RUNNING = "idle", "queued", "running"
+# A drain queued this long ago that has not started here is published again on the next
+# notification (normally one starts within milliseconds).
+QUEUED_STALE = 1.0
 
 
 @dataclass
 class _Partition:
     state: str = IDLE
+    queued_at: float = 0.0
     # Set by a notification while a drain runs: something arrived since its last scan.
     more: threading.Event = field(default_factory=threading.Event)
     # Set when a drain must be published; the owner thread waits on it.
@@ -114,8 +119,12 @@ class PartitionWakeups:
                 state.more.set()
                 return False
             if not force and state.state == QUEUED:
-                return False
+                if time.monotonic() - state.queued_at < QUEUED_STALE:
+                    return False
+                # Queued long ago and never started here: another process consumes the
+                # queue (a RabbitMQ standby), or the message was lost. Publish again.
             state.state = QUEUED
+            state.queued_at = time.monotonic()
             state.wanted.set()
             return True
 

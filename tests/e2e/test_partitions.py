@@ -146,8 +146,9 @@ def test_routing_bypassed_the_database_still_guards_every_invariant(deploy):
 
 
 @rabbitmq_only
-def test_rabbitmq_single_active_consumer_fails_over(deploy):
-    fleet = deploy(dispatch="message", partitions=2, standbys=1)
+@pytest.mark.parametrize("dispatch", ["message", "coalesced"])
+def test_rabbitmq_single_active_consumer_fails_over(deploy, dispatch):
+    fleet = deploy(dispatch=dispatch, partitions=2, standbys=1)
     probe, _, _ = burst(requests=50, producers=1)
     active = {
         int(applied_by.split(":")[1])

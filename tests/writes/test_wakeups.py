@@ -36,6 +36,18 @@ def test_notifications_move_the_state_and_ask_for_one_drain():
     assert wakeups.wake(99) is False  # not owned here: nothing to do
 
 
+def test_a_drain_queued_long_ago_that_never_started_here_is_published_again(monkeypatch):
+    # A RabbitMQ standby's drains run on the active consumer, never here.
+    from writes import wakeups as module
+
+    wakeups = PartitionWakeups()
+    wakeups.own(2)
+    assert wakeups.wake(2) is True and wakeups.take_wanted(2)
+    assert wakeups.wake(2) is False
+    monkeypatch.setattr(module, "QUEUED_STALE", 0.0)
+    assert wakeups.wake(2) is True and wakeups.take_wanted(2)
+
+
 def test_a_forced_wake_while_running_queues_a_continuation():
     wakeups = PartitionWakeups()
     wakeups.own(1)
