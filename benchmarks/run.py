@@ -36,6 +36,7 @@ BROKERS = {
     "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//",
 }
 BENCH_DB = "racefree_bench"
+HTTP_BENCH_DB = "racefree_bench_http"
 SIZES = {
     "full": {
         "raw_seconds": 5,
@@ -155,7 +156,7 @@ def _http(args: argparse.Namespace) -> None:
     if args.from_json:
         results = json.loads(Path(args.from_json).read_text())
     else:
-        _setup_django("redis", settings_module="benchmarks.web.settings")
+        _setup_django("redis", "benchmarks.web.settings", database=HTTP_BENCH_DB)
         from benchmarks.web import measure
 
         results = {
@@ -177,19 +178,24 @@ def _http(args: argparse.Namespace) -> None:
         report.markdown(results, ROOT / "docs" / "BENCHMARKS.md")
 
 
-def _setup_django(broker: str, settings_module: str = "project.settings.local") -> None:
+def _setup_django(
+    broker: str, settings_module: str = "project.settings.local", *, database: str = BENCH_DB
+) -> None:
+    """Configure Django for a benchmark run in a database of its own, created afresh: every
+    run starts from the same empty tables (a request log left by earlier runs, with its dead
+    rows, would slow the next one; this machine's PostgreSQL runs without autovacuum)."""
     os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
     os.environ["CELERY_BROKER_URL"] = BROKERS[broker]
     os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/3"
-    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}"
+    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{database}"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import psycopg
 
     with psycopg.connect(
         host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True
     ) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone():
-            conn.execute(f"CREATE DATABASE {BENCH_DB}")
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{database}"')
     import django
 
     django.setup()
@@ -205,7 +211,21 @@ def _machine() -> dict[str, object]:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        # This machine's speed drifts by half from hour to hour (a shared host): a fixed
+        # piece of Python, timed at the start, tells runs apart. Compare ratios within a run.
+        "python_loop_s": _python_loop_seconds(),
     }
+
+
+def _python_loop_seconds() -> float:
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i * i
+        best = min(best, time.perf_counter() - started)
+    return round(best, 3)
 
 
 if __name__ == "__main__":

@@ -118,11 +118,11 @@ class PartitionWakeups:
             if not force and state.state == RUNNING:
                 state.more.set()
                 return False
-            if not force and state.state == QUEUED:
-                if time.monotonic() - state.queued_at < QUEUED_STALE:
-                    return False
-                # Queued long ago and never started here: another process consumes the
-                # queue (a RabbitMQ standby), or the message was lost. Publish again.
+            # Queued long ago and never started here (another process consumes the queue: a
+            # RabbitMQ standby; or the message was lost): publish again.
+            stale = time.monotonic() - state.queued_at >= QUEUED_STALE
+            if not force and state.state == QUEUED and not stale:
+                return False
             state.state = QUEUED
             state.queued_at = time.monotonic()
             state.wanted.set()

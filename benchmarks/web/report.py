@@ -129,8 +129,11 @@ def chart(results: dict[str, Any], folder: Path) -> None:
 
 def markdown(results: dict[str, Any], path: Path) -> None:
     """Replace the HTTP results section of docs/BENCHMARKS.md."""
+    speed = results["machine"].get("python_loop_s")
     parts = [
-        f"Run {results['started']} on {results['machine']['cpus']} CPUs: wrk "
+        f"Run {results['started']} on {results['machine']['cpus']} CPUs"
+        + (f" (reference Python loop: {speed} s)" if speed else "")
+        + ": wrk "
         f"-t{results['threads']} -c{results['connections']}, {results['seconds']:g} s per "
         f"endpoint, one hot object per endpoint, {results['partitions']} partitions.\n",
         f"![HTTP write path]({CHART})\n",
