@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from project.views import healthz
+from core.views import healthz
 from quotas.api import (
     QuotaConsumeBatchView,
     QuotaConsumeView,
@@ -44,6 +44,6 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
 ]
 
-handler400 = "project.views.bad_request"
-handler404 = "project.views.not_found"
-handler500 = "project.views.server_error"
+handler400 = "core.views.bad_request"
+handler404 = "core.views.not_found"
+handler500 = "core.views.server_error"

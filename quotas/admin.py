@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from core.admin import ReadOnlyAdminMixin
 from quotas.models import Quota, QuotaLedgerEntry
 
 
@@ -12,7 +13,7 @@ class QuotaAdmin(admin.ModelAdmin):
 
 
 @admin.register(QuotaLedgerEntry)
-class QuotaLedgerEntryAdmin(admin.ModelAdmin):
+class QuotaLedgerEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The ledger is history: readable, never edited by hand."""
 
     list_display = [
@@ -28,12 +29,3 @@ class QuotaLedgerEntryAdmin(admin.ModelAdmin):
     ]
     list_filter = ["kind", "outcome"]
     search_fields = ["request_id"]
-
-    def has_add_permission(self, request: object) -> bool:
-        return False
-
-    def has_change_permission(self, request: object, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: object, obj: object = None) -> bool:
-        return False

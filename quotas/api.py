@@ -9,7 +9,7 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied, Throttled, ValidationError
 from rest_framework.permissions import IsAuthenticated
@@ -17,8 +17,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from project.permissions import HasModelPermission, owner_or_perm
-from project.throttling import WriteRateThrottle
+from core.permissions import HasModelPermission, owner_or_perm
+from core.throttling import WriteRateThrottle
 from quotas.models import Quota
 from quotas.services import (
     KIND_CONSUME,
@@ -148,11 +148,13 @@ def quota_write_refusal(request: Request, quota_id: int, *, amounts: list[int]) 
         )
 
 
-@extend_schema(
-    request=AmountSerializer,
-    responses=WRITE_RESPONSES,
-    parameters=[WAIT_PARAMETER],
-    operation_id="quota_consume",
+@extend_schema_view(
+    post=extend_schema(
+        request=AmountSerializer,
+        responses=WRITE_RESPONSES,
+        parameters=[WAIT_PARAMETER],
+        operation_id="quota_consume",
+    )
 )
 class QuotaConsumeView(_QuotaWriteView):
     """Consume from a quota: granted while enough remains, else refused (see the status)."""
@@ -161,11 +163,13 @@ class QuotaConsumeView(_QuotaWriteView):
     guard = QUOTA_CONSUME_GUARD
 
 
-@extend_schema(
-    request=AmountSerializer,
-    responses=WRITE_RESPONSES,
-    parameters=[WAIT_PARAMETER],
-    operation_id="quota_refill",
+@extend_schema_view(
+    post=extend_schema(
+        request=AmountSerializer,
+        responses=WRITE_RESPONSES,
+        parameters=[WAIT_PARAMETER],
+        operation_id="quota_refill",
+    )
 )
 class QuotaRefillView(_QuotaWriteView):
     """Give units back to a quota, never above its limit."""

@@ -17,27 +17,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, OperationalError, connection, models, transaction
 from django.utils import timezone
 
+from core.bulk_sql import BIGINT, TEXT, chunks, rows_cte
+from core.errors import Conflict, InvalidInput, ObjectNotFound
 from core.pg_prepared import prepared_cursor
-from project.bulk_sql import BIGINT, TEXT, rows_cte
-from project.errors import Conflict, InvalidInput, ObjectNotFound
 from quotas.models import Quota, QuotaLedgerEntry
 from writes.kinds import PendingWrite, WriteOutcome
 from writes.models import WriteRequest
-from writes.services import WriteGuard, write_request_accept, write_request_outcome
+from writes.services import (
+    RequestIdConflict,
+    WriteGuard,
+    request_id_validate,
+    write_request_accept,
+    write_request_outcome,
+)
 
 KIND_CONSUME = "quotas.consume"
 KIND_REFILL = "quotas.refill"
 # Far beyond any real quota, far below BIGINT overflow when summed over a batch.
 MAX_AMOUNT = 10**12
 MAX_LIMIT = 10**15
-# Rows per multi-row statement.
-_CHUNK = 5000
 # Compare-and-set rounds before giving up (only reachable when writers bypass the partitions).
 _CAS_ROUNDS = 1000
 
@@ -83,8 +88,12 @@ class InvalidAmount(InvalidInput):
     code = "invalid_amount"
 
 
-class RequestIdReused(Conflict):
-    code = "request_id_reused"
+class QuotaItem(NamedTuple):
+    """One write of a group being applied: its place in the group, the write, its amount."""
+
+    index: int
+    write: PendingWrite
+    amount: int
 
 
 @dataclass(frozen=True)
@@ -142,7 +151,7 @@ def quota_consume(*, quota_id: int, amount: int = 1, request_id: str) -> QuotaOu
     """Consume `amount` from a quota, atomically, at most once per `request_id`.
 
     Not enough left is an outcome (`granted=False`, reason "insufficient"), not an error.
-    Raises InvalidAmount, QuotaNotFound, or RequestIdReused (key used for another quota).
+    Raises InvalidAmount, QuotaNotFound, or RequestIdConflict (key used for another write).
     """
     return _apply_one(quota_id, KIND_CONSUME, amount_validate(amount), request_id)
 
@@ -153,16 +162,15 @@ def quota_refill(*, quota_id: int, amount: int, request_id: str) -> QuotaOutcome
 
 
 def _apply_one(quota_id: int, kind: str, amount: int, request_id: str) -> QuotaOutcome:
-    if not isinstance(request_id, str) or not request_id:
-        raise InvalidInput("request_id must be a non-empty string")
+    request_id = request_id_validate(request_id)
     write = PendingWrite(request_id=request_id, kind=kind, payload={"amount": amount})
     with transaction.atomic():
         [outcome] = quota_apply_writes(quota_id=quota_id, writes=[write])
     result = outcome.result
     if result.get("reason") == "quota_not_found":
         raise QuotaNotFound(result["detail"])
-    if result.get("reason") == "request_id_reused":
-        raise RequestIdReused(result["detail"])
+    if result.get("reason") == RequestIdConflict.code:
+        raise RequestIdConflict(result["detail"])
     return QuotaOutcome(
         request_id=request_id,
         granted=outcome.state == "applied",
@@ -189,12 +197,12 @@ def quota_apply_writes(
         return [_not_found(quota_id)] * len(writes)
 
     outcomes: dict[int, WriteOutcome] = {}
-    valid: list[tuple[int, PendingWrite, int]] = []
+    valid: list[QuotaItem] = []
     for index, write in enumerate(writes):
         try:
             if write.kind not in (KIND_CONSUME, KIND_REFILL):
                 raise InvalidInput(f"unknown write kind {write.kind!r}")
-            valid.append((index, write, amount_validate(write.payload.get("amount"))))
+            valid.append(QuotaItem(index, write, amount_validate(write.payload.get("amount"))))
         except InvalidInput as exc:
             outcomes[index] = WriteOutcome("refused", {"reason": exc.code, "detail": exc.message})
 
@@ -211,15 +219,15 @@ def quota_apply_writes(
         entries, seen_before = fast
     else:
         claimed = _ledger_claim(quota_pk, ordered)
-        fresh = [item for item in ordered if item[1].request_id in claimed]
-        seen_before = [item for item in ordered if item[1].request_id not in claimed]
+        fresh = [item for item in ordered if item.write.request_id in claimed]
+        seen_before = [item for item in ordered if item.write.request_id not in claimed]
         entries = _quota_update(quota_pk, fresh) if fresh else []
         _ledger_record(entries)
     # A key the ledger already held answers from its record, every time it appears here:
     # its first appearance in this group may itself be a reuse for another write.
     recorded = {write.request_id for _, write, _ in seen_before}
-    recorded_repeats = [item for item in repeats if item[1].request_id in recorded]
-    repeats = [item for item in repeats if item[1].request_id not in recorded]
+    recorded_repeats = [item for item in repeats if item.write.request_id in recorded]
+    repeats = [item for item in repeats if item.write.request_id not in recorded]
     if seen_before:
         outcomes.update(_recorded_outcomes(quota_pk, seen_before + recorded_repeats))
     outcomes.update((index, _outcome(entry)) for index, entry in entries)
@@ -246,7 +254,7 @@ class _Entry:
     reason: str = ""
 
 
-def _ledger_claim(quota_pk: int, ordered: list[tuple[int, PendingWrite, int]]) -> set[str]:
+def _ledger_claim(quota_pk: int, ordered: list[QuotaItem]) -> set[str]:
     """Insert placeholder ledger rows; return the request_ids that are new (ours to apply).
 
     A concurrent transaction inserting the same request_id makes this wait until it commits,
@@ -276,20 +284,20 @@ def _ledger_claim(quota_pk: int, ordered: list[tuple[int, PendingWrite, int]]) -
 
 
 def _split_repeats(
-    valid: list[tuple[int, PendingWrite, int]],
-) -> tuple[list[tuple[int, PendingWrite, int]], list[tuple[int, PendingWrite, int]]]:
+    valid: list[QuotaItem],
+) -> tuple[list[QuotaItem], list[QuotaItem]]:
     """First occurrences of each request_id, and the later repeats within the group."""
     seen: set[str] = set()
     first, repeats = [], []
     for item in valid:
-        (repeats if item[1].request_id in seen else first).append(item)
-        seen.add(item[1].request_id)
+        (repeats if item.write.request_id in seen else first).append(item)
+        seen.add(item.write.request_id)
     return first, repeats
 
 
 def _consume_all_granted(
-    quota_pk: int, ordered: list[tuple[int, PendingWrite, int]]
-) -> tuple[list[tuple[int, _Entry]], list[tuple[int, PendingWrite, int]]] | None:
+    quota_pk: int, ordered: list[QuotaItem]
+) -> tuple[list[tuple[int, _Entry]], list[QuotaItem]] | None:
     """The common case in one statement: enough remains for every consumption of the group.
 
     One conditional UPDATE takes the total and, in the same statement, the ledger rows are
@@ -325,7 +333,7 @@ def _consume_all_granted(
         if final is None:
             return None
         inserted = set(inserted)
-        seen_before = [item for item in ordered if item[1].request_id not in inserted]
+        seen_before = [item for item in ordered if item.write.request_id not in inserted]
         if not seen_before:
             return _all_granted(ordered, final), []
         # Rare: some were applied before. Give their amounts back and fix the new rows.
@@ -335,15 +343,13 @@ def _consume_all_granted(
             [sum(amount for _, _, amount in seen_before), quota_pk],
         )
         final = cursor.fetchone()[0]
-    fresh = [item for item in ordered if item[1].request_id in inserted]
+    fresh = [item for item in ordered if item.write.request_id in inserted]
     entries = _all_granted(fresh, final)
     _ledger_record(entries)
     return entries, seen_before
 
 
-def _quota_update(
-    quota_pk: int, fresh: list[tuple[int, PendingWrite, int]]
-) -> list[tuple[int, _Entry]]:
+def _quota_update(quota_pk: int, fresh: list[QuotaItem]) -> list[tuple[int, _Entry]]:
     """Apply claimed writes by simulation and compare-and-set; return their ledger entries."""
     table = Quota._meta.db_table
     with connection.cursor() as cursor:
@@ -368,9 +374,7 @@ def _quota_update(
     raise OperationalError(f"quota {quota_pk}: compare-and-set kept losing; retry")
 
 
-def _all_granted(
-    ordered: list[tuple[int, PendingWrite, int]], final_remaining: int
-) -> list[tuple[int, _Entry]]:
+def _all_granted(ordered: list[QuotaItem], final_remaining: int) -> list[tuple[int, _Entry]]:
     entries = []
     after = final_remaining + sum(amount for _, _, amount in ordered)
     for index, write, amount in ordered:
@@ -382,7 +386,7 @@ def _all_granted(
 
 
 def _simulate(
-    ordered: list[tuple[int, PendingWrite, int]], remaining: int, limit: int
+    ordered: list[QuotaItem], remaining: int, limit: int
 ) -> tuple[list[tuple[int, _Entry]], int]:
     entries = []
     for index, write, amount in ordered:
@@ -428,9 +432,7 @@ def _ledger_record(applied: list[tuple[int, _Entry]]) -> None:
             )
 
 
-def _recorded_outcomes(
-    quota_pk: int, unclaimed: list[tuple[int, PendingWrite, int]]
-) -> dict[int, WriteOutcome]:
+def _recorded_outcomes(quota_pk: int, unclaimed: list[QuotaItem]) -> dict[int, WriteOutcome]:
     """Outcomes for request_ids the ledger already holds (or for a quota that does not exist)."""
     records = {
         entry.request_id: entry
@@ -469,7 +471,7 @@ def _reused(request_id: str) -> WriteOutcome:
     return WriteOutcome(
         "refused",
         {
-            "reason": "request_id_reused",
+            "reason": RequestIdConflict.code,
             "detail": f"request_id {request_id!r} was already used for a different request",
         },
     )
@@ -491,7 +493,7 @@ def _outcome(entry: _Entry) -> WriteOutcome:
 
 
 def _chunks(items: list) -> list[list]:
-    return [items[start : start + _CHUNK] for start in range(0, len(items), _CHUNK)]
+    return list(chunks(items))
 
 
 def _not_found(quota_id: object) -> WriteOutcome:

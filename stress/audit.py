@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.bulk_sql import chunks
 from quotas.models import Quota
 from stress.burst import Sent
 from tagging.models import ImageTag
@@ -80,10 +81,8 @@ def burst_audit(sent: list[Sent]) -> AuditReport:
 
 def _rows(request_ids: list[str]) -> dict[str, dict[str, Any]]:
     rows = {}
-    for start in range(0, len(request_ids), 5000):
-        for row in WriteRequest.objects.filter(
-            request_id__in=request_ids[start : start + 5000]
-        ).values(
+    for chunk in chunks(request_ids):
+        for row in WriteRequest.objects.filter(request_id__in=chunk).values(
             "id", "request_id", "kind", "object_key", "payload", "state", "result", "applied_seq"
         ):
             rows[row["request_id"]] = row

@@ -18,6 +18,7 @@ from typing import Any
 import requests
 from django.db import connections
 
+from core.bulk_sql import chunks
 from stress import producer_process
 from stress.workload import Workload
 from workers.supervisor import child_environment
@@ -212,8 +213,8 @@ def wait_until_settled(
 
 def _pending_count(request_ids: list[str]) -> int:
     pending = 0
-    for start in range(0, len(request_ids), 5000):
+    for chunk in chunks(request_ids):
         pending += WriteRequest.objects.filter(
-            request_id__in=request_ids[start : start + 5000], state=WriteRequest.State.PENDING
+            request_id__in=chunk, state=WriteRequest.State.PENDING
         ).count()
     return pending

@@ -17,14 +17,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connection
-from django.db.models import F, Sum
+from django.db import IntegrityError, OperationalError
+from django.db.models import Sum
 
+from core.bulk_sql import chunks
 from quotas.models import Quota, QuotaLedgerEntry
 from stress import producer_process, strategies
 from stress.models import StressEvent
 from stress.workload import TAG_VOCABULARY, Workload, workload_create
-from tagging.models import ImageTag
 from workers.supervisor import (
     ChildSpec,
     Supervisor,
@@ -34,6 +34,7 @@ from workers.supervisor import (
     wait_for_workers,
 )
 from writes import publishing
+from writes.invariants import invariants_check
 from writes.models import WriteRequest
 from writes.publishing import DRAIN_TASK
 from writes.services import WriteSpec, write_request_accept, write_requests_accept
@@ -407,10 +408,8 @@ def _collect(
 
 def _final_count(request_ids: list[str]) -> int:
     return sum(
-        WriteRequest.objects.filter(request_id__in=request_ids[i : i + 5000])
-        .exclude(state="pending")
-        .count()
-        for i in range(0, len(request_ids), 5000)
+        WriteRequest.objects.filter(request_id__in=chunk).exclude(state="pending").count()
+        for chunk in chunks(request_ids)
     )
 
 
@@ -465,27 +464,8 @@ def _lost_updates(config: StressConfig, workload: Workload) -> int:
 
 def _invariants(config: StressConfig, workload: Workload) -> dict[str, bool]:
     if config.scenario == "quota":
-        quotas = Quota.objects.filter(pk__in=workload.quota_ids)
-        ledger = dict(
-            QuotaLedgerEntry.objects.filter(quota_id__in=workload.quota_ids)
-            .values("quota_id")
-            .annotate(n=Sum("delta"))
-            .values_list("quota_id", "n")
-        )
-        granted_ok = all(q.limit + (ledger.get(q.pk) or 0) == q.remaining for q in quotas)
-        return {
-            "0 <= remaining <= limit": not quotas.filter(remaining__lt=0).exists()
-            and not quotas.filter(remaining__gt=F("limit")).exists(),
-            "granted + remaining == limit": granted_ok,
-        }
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM {ImageTag._meta.db_table} WHERE image_id = "
-            "ANY(%s) GROUP BY image_id, tag_id HAVING count(*) > 1) d",
-            [workload.image_ids],
-        )
-        doubled = cursor.fetchone()[0]
-    return {"one link per (image, tag)": doubled == 0}
+        return invariants_check({"quotas.quota": workload.quota_ids}).passed()
+    return invariants_check({"tagging.image": workload.image_ids}).passed()
 
 
 def stress_settings_summary() -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import IsAuthenticated
@@ -14,8 +14,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from project.errors import InvalidInput
-from project.permissions import HasModelPermission, owner_or_perm
+from core.errors import InvalidInput
+from core.permissions import HasModelPermission, owner_or_perm
 from tagging.models import TAG_NAME_MAX_LENGTH, Image
 from tagging.selectors import image_tag_names
 from tagging.services import (
@@ -127,11 +127,13 @@ class _ImageTagsWriteView(WriteView):
             raise PermissionDenied("you may not tag this image")
 
 
-@extend_schema(
-    request=TagsWriteSerializer,
-    responses=WRITE_RESPONSES,
-    parameters=[WAIT_PARAMETER],
-    operation_id="image_tags_add",
+@extend_schema_view(
+    post=extend_schema(
+        request=TagsWriteSerializer,
+        responses=WRITE_RESPONSES,
+        parameters=[WAIT_PARAMETER],
+        operation_id="image_tags_add",
+    )
 )
 class ImageTagsAddView(_ImageTagsWriteView):
     """Link tags to an image (created if missing). Applied by the image's partition worker."""
@@ -139,11 +141,13 @@ class ImageTagsAddView(_ImageTagsWriteView):
     kind = KIND_ADD_TAGS
 
 
-@extend_schema(
-    request=TagsWriteSerializer,
-    responses=WRITE_RESPONSES,
-    parameters=[WAIT_PARAMETER],
-    operation_id="image_tags_remove",
+@extend_schema_view(
+    post=extend_schema(
+        request=TagsWriteSerializer,
+        responses=WRITE_RESPONSES,
+        parameters=[WAIT_PARAMETER],
+        operation_id="image_tags_remove",
+    )
 )
 class ImageTagsRemoveView(_ImageTagsWriteView):
     """Unlink tags from an image. Applied by the image's partition worker."""

@@ -17,8 +17,8 @@ from django.db import connection, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from project.bulk_sql import BIGINT, rows_cte
-from project.errors import InvalidInput, ObjectNotFound
+from core.bulk_sql import BIGINT, chunks, rows_cte
+from core.errors import InvalidInput, ObjectNotFound
 from tagging.models import TAG_NAME_MAX_LENGTH, Image, ImageTag, Tag
 from writes.kinds import PendingWrite, WriteOutcome
 from writes.models import WriteRequest
@@ -28,8 +28,6 @@ KIND_ADD_TAGS = "tagging.add_tags"
 KIND_REMOVE_TAGS = "tagging.remove_tags"
 MAX_TAGS_PER_REQUEST = 50
 TITLE_MAX_LENGTH = 200
-# Links per INSERT statement.
-_INSERT_CHUNK = 5000
 # Control, surrogate, private-use and unassigned code points are refused in tag names; the zero
 # width joiner is a format character that emoji sequences need, and tabs are just white space.
 _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
@@ -280,8 +278,7 @@ def _links_insert(image_pk: int, tag_ids: set[int]) -> set[int]:
     now = timezone.now()
     table = ImageTag._meta.db_table
     with connection.cursor() as cursor:
-        for start in range(0, len(ordered), _INSERT_CHUNK):
-            chunk = ordered[start : start + _INSERT_CHUNK]
+        for chunk in chunks(ordered):
             cte, params = rows_cte("v", [("tag_id", BIGINT)], [(tag_id,) for tag_id in chunk])
             cursor.execute(
                 f"WITH {cte} INSERT INTO {table} (image_id, tag_id, created_at) "

@@ -1,10 +1,11 @@
 from django.contrib import admin
 
+from core.admin import ReadOnlyAdminMixin
 from writes.models import WriteRequest
 
 
 @admin.register(WriteRequest)
-class WriteRequestAdmin(admin.ModelAdmin):
+class WriteRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The request log, read-only: it is what the workers apply."""
 
     list_display = [
@@ -20,12 +21,3 @@ class WriteRequestAdmin(admin.ModelAdmin):
     ]
     list_filter = ["state", "kind", "partition"]
     search_fields = ["request_id", "object_key"]
-
-    def has_add_permission(self, request: object) -> bool:
-        return False
-
-    def has_change_permission(self, request: object, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: object, obj: object = None) -> bool:
-        return False

@@ -16,8 +16,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from project.permissions import owner_or_perm
-from project.throttling import WriteRateThrottle
+from core.permissions import owner_or_perm
+from core.throttling import WriteRateThrottle
 from writes.selectors import write_request_get, write_request_wait
 from writes.services import (
     REQUEST_ID_PATTERN,

@@ -29,11 +29,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from core.bulk_sql import BIGINT, BOOLEAN, JSONB, TEXT, chunks, in_list, rows_cte
+from core.errors import Conflict, Forbidden, InvalidInput
 from core.group_commit import GroupCommit
 from core.pg_connection import DedicatedConnection
 from core.pg_prepared import prepared_cursor
-from project.bulk_sql import BIGINT, BOOLEAN, JSONB, TEXT, in_list, rows_cte
-from project.errors import Conflict, Forbidden, InvalidInput
 from writes import publishing
 from writes.finish_notices import CHANNEL as FINISHED_CHANNEL
 from writes.finish_notices import finish_notice
@@ -46,8 +46,6 @@ from writes.wakeups import wakeups
 
 logger = logging.getLogger(__name__)
 
-# Rows per multi-row statement.
-BULK_CHUNK = 5000
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 REQUEST_ID_RULE = "1-100 characters: letters, digits and . _ : - (starting with a letter or digit)"
 # Errors worth retrying: the connection dropped, PostgreSQL restarted, a deadlock or
@@ -323,7 +321,7 @@ def _insert_pending(
         ("may_any", BOOLEAN),
         ("object_pk", BIGINT),
     ]
-    for start in range(0, len(candidates), BULK_CHUNK):
+    for chunk in chunks(candidates):
         cte, params = rows_cte(
             "v",
             columns,
@@ -338,7 +336,7 @@ def _insert_pending(
                     ord_,
                     *_guard_columns(c.guard, guards, r),
                 )
-                for ord_, c in enumerate(candidates[start : start + BULK_CHUNK])
+                for ord_, c in enumerate(chunk)
                 for r in [c.request]
             ],
         )
@@ -661,19 +659,9 @@ def _finish(object_key: str, rows: list[dict[str, Any]], outcomes: list[WriteOut
         seq_sql = f"(SELECT COALESCE(MAX(applied_seq), 0) + 1 FROM {_TABLE})"
     columns = [("id", BIGINT), ("state", TEXT), ("result", JSONB)]
     with prepared_cursor() as cursor:
-        for start in range(0, len(rows), BULK_CHUNK):
-            cte, params = rows_cte(
-                "v",
-                columns,
-                [
-                    (row["id"], outcome.state, outcome.result)
-                    for row, outcome in zip(
-                        rows[start : start + BULK_CHUNK],
-                        outcomes[start : start + BULK_CHUNK],
-                        strict=True,
-                    )
-                ],
-            )
+        for chunk in chunks(list(zip(rows, outcomes, strict=True))):
+            finished = [(row["id"], outcome.state, outcome.result) for row, outcome in chunk]
+            cte, params = rows_cte("v", columns, finished)
             update = (
                 f"UPDATE {_TABLE} SET state = v.state, result = v.result, "
                 f"finished_at = %s, applied_seq = {seq_sql}, applied_by = %s "
@@ -685,21 +673,7 @@ def _finish(object_key: str, rows: list[dict[str, Any]], outcomes: list[WriteOut
                     f"WITH {cte}, done AS ({update} RETURNING {_TABLE}.id) "
                     "SELECT pg_notify(%s, %s) WHERE EXISTS (SELECT FROM done)"
                 )
-                params += [
-                    FINISHED_CHANNEL,
-                    finish_notice(
-                        object_key,
-                        now,
-                        [
-                            (row["id"], outcome.state, outcome.result)
-                            for row, outcome in zip(
-                                rows[start : start + BULK_CHUNK],
-                                outcomes[start : start + BULK_CHUNK],
-                                strict=True,
-                            )
-                        ],
-                    ),
-                ]
+                params += [FINISHED_CHANNEL, finish_notice(object_key, now, finished)]
             else:
                 update = f"WITH {cte} {update}"
             cursor.execute(update, params)

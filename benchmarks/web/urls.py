@@ -13,6 +13,6 @@ urlpatterns = [
     path("bench/noop-django/", baselines.noop_django),
     path("bench/noop-drf/", baselines.noop_drf),
 ]
-handler400 = "project.views.bad_request"
-handler404 = "project.views.not_found"
-handler500 = "project.views.server_error"
+handler400 = "core.views.bad_request"
+handler404 = "core.views.not_found"
+handler500 = "core.views.server_error"

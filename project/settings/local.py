@@ -1,7 +1,10 @@
 """Development and demo settings: a local PostgreSQL and Redis, a throwaway secret key."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import INSTALLED_APPS, env
+
+# The load tools (the demo, `manage.py stress`, the seeds' strategies): never in production.
+INSTALLED_APPS = [*INSTALLED_APPS, "stress"]
 
 SECRET_KEY = env.str("SECRET_KEY", default="insecure-local-development-key-do-not-deploy")
 

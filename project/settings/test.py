@@ -1,7 +1,10 @@
 """Test settings: real PostgreSQL and Redis, isolated Redis databases, fast password hashing."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import INSTALLED_APPS, env
+
+# The load tools (the demo, `manage.py stress`, the seeds' strategies): never in production.
+INSTALLED_APPS = [*INSTALLED_APPS, "stress"]
 
 SECRET_KEY = "insecure-test-key"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

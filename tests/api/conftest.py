@@ -11,7 +11,7 @@ import redis
 import requests
 from django.conf import settings
 
-from project.management.commands.create_api_user import ROLES
+from core.management.commands.create_api_user import ROLES
 from workers.supervisor import (
     Supervisor,
     child_environment,

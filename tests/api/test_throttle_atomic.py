@@ -13,7 +13,7 @@ import pytest
 from django.test import override_settings
 
 from core.redis_client import redis_client
-from project.throttling import WriteRateThrottle
+from core.throttling import WriteRateThrottle
 
 
 class _AfterEachCall:

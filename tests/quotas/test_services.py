@@ -7,13 +7,12 @@ from django.db.models import F, Sum
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from project.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput
 from quotas.models import Quota, QuotaLedgerEntry
 from quotas.services import (
     MAX_AMOUNT,
     InvalidAmount,
     QuotaNotFound,
-    RequestIdReused,
     quota_apply_writes,
     quota_consume,
     quota_create,
@@ -21,6 +20,7 @@ from quotas.services import (
 )
 from tests.factories import ImageFactory, QuotaFactory
 from writes.kinds import PendingWrite
+from writes.services import RequestIdConflict
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +43,7 @@ def test_unknown_quota_is_a_domain_error():
 def test_request_id_reused_for_another_quota_is_refused():
     first, second = QuotaFactory(), QuotaFactory()
     quota_consume(quota_id=first.pk, amount=1, request_id="key")
-    with pytest.raises(RequestIdReused):
+    with pytest.raises(RequestIdConflict):
         quota_consume(quota_id=second.pk, amount=1, request_id="key")
     second.refresh_from_db()
     assert second.remaining == second.limit
@@ -192,7 +192,7 @@ def test_a_recorded_key_reused_then_repeated_in_one_group_answers_from_its_recor
             ],
         )
     assert (first.state, first.result["remaining"]) == ("refused", 0)
-    assert reused.state == "refused" and reused.result["reason"] == "request_id_reused"
+    assert reused.state == "refused" and reused.result["reason"] == "request_id_conflict"
     assert (repeat.state, repeat.result["remaining"]) == ("refused", 0)
     assert repeat.result["duplicate"]
 

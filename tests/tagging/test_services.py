@@ -1,7 +1,7 @@
 import pytest
 from django.db import IntegrityError, transaction
 
-from project.errors import InvalidInput
+from core.errors import InvalidInput
 from tagging.models import ImageTag, Tag
 from tagging.services import (
     KIND_ADD_TAGS,

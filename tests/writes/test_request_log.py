@@ -4,7 +4,7 @@ import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 
-from project.errors import InvalidInput
+from core.errors import InvalidInput
 from quotas.models import QuotaLedgerEntry
 from quotas.services import KIND_CONSUME, KIND_REFILL
 from tagging.services import KIND_ADD_TAGS, KIND_REMOVE_TAGS

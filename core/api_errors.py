@@ -8,7 +8,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from project.errors import Conflict, DomainError, Forbidden, ObjectNotFound
+from core.errors import Conflict, DomainError, Forbidden, ObjectNotFound
 
 logger = logging.getLogger(__name__)
 

@@ -10,10 +10,16 @@ embedded demo fallback) gets the plain VALUES list.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 from django.db import connection
+
+T = TypeVar("T")
+
+# Rows per multi-row statement (and ids per IN list): large enough that a statement's fixed
+# cost is nothing per row, small enough for one JSON parameter.
+CHUNK = 5000
 
 # Column types: the PostgreSQL array type each column is passed as.
 BIGINT, TEXT, JSONB, BOOLEAN = "bigint", "text", "jsonb", "boolean"
@@ -49,3 +55,9 @@ def in_list(column: str, values: Sequence[Any], kind: str = BIGINT) -> tuple[str
     if connection.vendor == "postgresql":
         return f"{column} = ANY(%s::{kind}[])", [list(values)]
     return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    """`items` in consecutive slices of at most `size`."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
