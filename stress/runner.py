@@ -34,6 +34,7 @@ from workers.supervisor import (
     wait_for_workers,
 )
 from writes import publishing
+from writes.counters import counter_totals
 from writes.invariants import invariants_check
 from writes.models import WriteRequest
 from writes.publishing import DRAIN_TASK
@@ -129,11 +130,11 @@ def run_stress(
         overrides["WRITE_DISPATCH"] = "message" if config.strategy == "partitioned" else "coalesced"
     fleet = _start_workers(config, overrides)
     # Drains are published by the partitions' owners, not by the producers: counted in Redis.
-    drains_before = publishing.counters().get("drains_published", 0)
+    drains_before = counter_totals().get("drains_published", 0)
     try:
         records, published = _produce(config, workload, run_id, overrides, on_progress)
         result = _collect(config, workload, run_id, records, published, on_progress)
-        result.messages += publishing.counters().get("drains_published", 0) - drains_before
+        result.messages += counter_totals().get("drains_published", 0) - drains_before
     finally:
         if fleet is not None:
             fleet.stop()

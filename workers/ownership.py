@@ -22,7 +22,8 @@ from workers import time_limits
 from workers.broker import queue_depth
 from workers.leases import PartitionLease, Renewal
 from workers.routing import SHARED_QUEUE, queue_name
-from writes.publishing import counter_add, partition_drain_publish_rollback_unsafe
+from writes.counters import counter_add
+from writes.publishing import partition_drain_publish_rollback_unsafe
 from writes.selectors import partition_oldest_pending_age
 from writes.wakeups import wakeups
 
@@ -49,7 +50,7 @@ def partition_reconcile(partition: int, *, taking_over: bool = False) -> bool:
         partition,
         age,
     )
-    counter_add("reconciler_republished")
+    counter_add(partition=partition, name="reconciler_republished")
     return _wake(partition)
 
 

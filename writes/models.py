@@ -34,15 +34,24 @@ class WriteRequest(models.Model):
     applied_seq = models.BigIntegerField(null=True, blank=True)
     # host:pid of the process that applied it (which partition owner did the work).
     applied_by = models.CharField(max_length=120, blank=True, default="")
+    # Transient failures so far (a statement timeout, a deadlock: not a lost connection); at
+    # DRAIN_MAX_ATTEMPTS the write is failed, so a poison write cannot hold up its partition.
+    attempts = models.PositiveSmallIntegerField(db_default=0)
+    # After a transient failure: not retried before then (back-off); its object waits.
+    retry_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
             # The drain's scan: the pending requests of one partition, oldest first.
+            # (accepted_at included: the metrics' oldest-pending age reads the index only.)
             models.Index(
                 fields=["partition", "id"],
                 name="writes_pending_by_partition",
                 condition=models.Q(state="pending"),
+                include=["accepted_at"],
             ),
+            # Retention: each partition's oldest rows first, without visiting the rest.
+            models.Index(fields=["partition", "accepted_at"], name="writes_by_acceptance"),
             # A per-message task applies its object's pending requests up to its own.
             models.Index(
                 fields=["object_key", "id"],
@@ -68,3 +77,21 @@ class WriteRequest(models.Model):
     @property
     def is_final(self) -> bool:
         return self.state != self.State.PENDING
+
+
+class WriteCounter(models.Model):
+    """A counter of the request log, exact and durable: incremented in the transaction that
+    finishes writes (so it counts exactly what committed), one row per partition and name so
+    that partitions never contend. Read by the metrics; pruning the log leaves it intact."""
+
+    partition = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=120)
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["partition", "name"], name="writes_counter_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}[{self.partition}] = {self.value}"

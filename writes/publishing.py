@@ -24,14 +24,12 @@ from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
 
-from core.redis_client import redis_client
+from writes.counters import counter_add
 from writes.kinds import object_type_for_kind
 
 logger = logging.getLogger(__name__)
 
 DRAIN_TASK = "writes.drain_partition"
-# Redis hash of counters shared by every process (read by the stress tool and benchmarks).
-COUNTERS_KEY = "racefree:counters"
 
 # Messages this process published, by task name.
 published: Counter[str] = Counter()
@@ -94,27 +92,16 @@ def write_request_publish_rollback_unsafe(request: object) -> str:
     return request.request_id
 
 
-def partition_drain_publish_rollback_unsafe(partition: int) -> str:
-    """Publish a drain of `partition` now; return its task id. Rollback-unsafe as above."""
+def partition_drain_publish_rollback_unsafe(partition: int, *, countdown: float = 0.0) -> str:
+    """Publish a drain of `partition` now (to run `countdown` seconds from now); return its
+    task id. Rollback-unsafe as above."""
     task_id = uuid.uuid4().hex
-    current_app.send_task(DRAIN_TASK, kwargs={"partition": partition}, task_id=task_id)
+    current_app.send_task(
+        DRAIN_TASK,
+        kwargs={"partition": partition},
+        task_id=task_id,
+        countdown=countdown or None,
+    )
     published[DRAIN_TASK] += 1
-    counter_add("drains_published")
+    counter_add(partition=partition, name="drains_published")
     return task_id
-
-
-def counter_add(name: str, amount: int = 1) -> None:
-    """Add to a counter shared by every process (best effort: Redis may be down)."""
-    try:
-        redis_client().hincrby(COUNTERS_KEY, name, amount)
-    except Exception as exc:
-        logger.debug("counter %s not updated: %s", name, exc)
-
-
-def counters() -> dict[str, int]:
-    """Every shared counter (empty if Redis cannot be reached)."""
-    try:
-        raw = redis_client().hgetall(COUNTERS_KEY)
-    except Exception:
-        return {}
-    return {key.decode(): int(value) for key, value in raw.items()}

@@ -6,7 +6,7 @@ import copy
 import time
 from datetime import datetime
 
-from django.db.models import Count, DurationField, ExpressionWrapper, F
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Q
 from django.db.models.functions import Now
 
 from writes.finish_notices import finish_notices
@@ -23,8 +23,9 @@ def partition_oldest_pending_age(*, partition: int) -> float | None:
 
     Measured by the database's clock on both ends, so a worker's skewed clock cannot delay
     (or hasten) the reconciler."""
+    due = Q(retry_at__isnull=True) | Q(retry_at__lte=Now())  # not waiting out a back-off
     age = (
-        WriteRequest.objects.filter(partition=partition, state=WriteRequest.State.PENDING)
+        WriteRequest.objects.filter(due, partition=partition, state=WriteRequest.State.PENDING)
         .order_by("id")
         .annotate(age=ExpressionWrapper(Now() - F("accepted_at"), output_field=DurationField()))
         .values_list("age", flat=True)

@@ -34,7 +34,7 @@ from core.errors import Conflict, Forbidden, InvalidInput
 from core.group_commit import GroupCommit
 from core.pg_connection import DedicatedConnection
 from core.pg_prepared import prepared_cursor
-from writes import publishing
+from writes import counters, publishing
 from writes.finish_notices import CHANNEL as FINISHED_CHANNEL
 from writes.finish_notices import finish_notice
 from writes.kinds import PendingWrite, WriteOutcome, object_type_for_key, object_type_for_kind
@@ -51,9 +51,6 @@ REQUEST_ID_RULE = "1-100 characters: letters, digits and . _ : - (starting with 
 # Errors worth retrying: the connection dropped, PostgreSQL restarted, a deadlock or
 # serialization failure was detected (psycopg maps those to OperationalError).
 TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
-# Errors that say nothing about the write itself: never isolate or fail a write for them;
-# roll back, leave it pending and let the exception end the task (retried, or reconciled).
-_NOT_THE_WRITES_FAULT = (*TRANSIENT_DB_ERRORS, SoftTimeLimitExceeded)
 _TABLE = WriteRequest._meta.db_table
 
 
@@ -446,7 +443,9 @@ def write_requests_apply_through(*, object_key: str, request_id: str) -> dict[st
     while True:
         applied = _group_apply(object_key, _Rows("object_key = %s", [object_key], limit=batch))
         counts += applied
-        if sum(applied.values()) < batch or _state(row_id) != WriteRequest.State.PENDING:
+        if applied.get("postponed") or sum(applied.values()) < batch:
+            break
+        if _state(row_id) != WriteRequest.State.PENDING:
             break
     return {"request_id": request_id, "applied_now": sum(counts.values()), **counts}
 
@@ -470,6 +469,7 @@ class DrainReport:
     failed: int = 0
     seconds: float = 0.0
     continued: bool = False
+    postponed: int = 0  # writes left for later after a transient failure (see _group_apply)
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -496,16 +496,26 @@ def partition_drain(
         linger = settings.DRAIN_LINGER if settings.WRITE_DISPATCH == "coalesced" else 0.0
     report = DrainReport(partition=partition)
     started = time.monotonic()
+    # Objects waiting out a back-off after a transient failure: left alone by this drain
+    # (with every later write of theirs: per-object order), the others go on.
+    postponed: dict[str, Any] = {}
     with wakeups.draining(partition) as window:
         while True:
             window.begin_scan()
+            skipped, skipped_params = in_list("object_key", list(postponed), TEXT)
             with prepared_cursor() as cursor:
                 cursor.execute(
-                    f"SELECT id, object_key FROM {_TABLE} WHERE partition = %s "
-                    "AND state = 'pending' ORDER BY id LIMIT %s",
-                    [partition, batch_size],
+                    f"SELECT id, object_key, retry_at FROM {_TABLE} "
+                    f"WHERE partition = %s AND state = 'pending' AND NOT ({skipped}) "
+                    "ORDER BY id LIMIT %s",
+                    [partition, *skipped_params, batch_size],
                 )
                 rows = cursor.fetchall()
+            now = timezone.now()
+            for _, object_key, retry_at in rows:
+                if retry_at is not None and retry_at > now:
+                    postponed[object_key] = retry_at
+            rows = [row for row in rows if row[1] not in postponed]
             if not rows:
                 if time.monotonic() - started < time_budget and window.linger(linger):
                     continue
@@ -514,7 +524,7 @@ def partition_drain(
                 continue
             report.batches += 1
             groups: dict[str, list[int]] = {}
-            for row_id, object_key in rows:
+            for row_id, object_key, _ in rows:
                 groups.setdefault(object_key, []).append(row_id)
             for object_key, ids in groups.items():
                 counts = _group_apply(object_key, _Rows.by_ids(ids))
@@ -522,6 +532,9 @@ def partition_drain(
                 report.applied += counts.get("applied", 0)
                 report.refused += counts.get("refused", 0)
                 report.failed += counts.get("failed", 0)
+                if counts.get("postponed"):
+                    postponed[object_key] = now
+                    report.postponed += counts["postponed"]
                 # Checked per group, not per scan: a scan of many small groups can take long.
                 if time.monotonic() - started > time_budget:
                     report.continued = True
@@ -533,9 +546,24 @@ def partition_drain(
                 # Writes keep coming: let them gather, so that the next group (one
                 # transaction, a fixed handful of statements) carries many of them.
                 time.sleep(settings.DRAIN_GATHER)
+    if postponed:
+        _drain_after_back_off(partition)
     report.requests = report.applied + report.refused + report.failed
     report.seconds = round(time.monotonic() - started, 4)
     return report
+
+
+def _drain_after_back_off(partition: int) -> None:
+    """Some objects wait out a back-off: publish a drain for when the first one is due."""
+    due = (
+        WriteRequest.objects.filter(partition=partition, state="pending", retry_at__isnull=False)
+        .order_by("retry_at")
+        .values_list("retry_at", flat=True)
+        .first()
+    )
+    if due is not None:
+        delay = max(0.0, (due - timezone.now()).total_seconds())
+        publishing.partition_drain_publish_rollback_unsafe(partition, countdown=delay)
 
 
 def _drain_continue(partition: int) -> None:
@@ -574,11 +602,42 @@ def _group_apply(object_key: str, rows_filter: _Rows) -> Counter[str]:
             outcomes = object_type.apply_group(object_id, _pending_writes(rows))
             _finish(object_key, rows, outcomes)
             return Counter(outcome.state for outcome in outcomes)
-    except _NOT_THE_WRITES_FAULT:
+    except TRANSIENT_DB_ERRORS as exc:
+        if connection.vendor != "postgresql" or not _database_reachable():
+            raise  # PostgreSQL itself is gone: not the writes' doing; the task is retried
+        attempts = _count_attempt(rows_filter, exc)
+        if max(attempts, default=0) < settings.DRAIN_MAX_ATTEMPTS:
+            logger.warning("group %s: transient failure (%s); backing off", object_key, exc)
+            return Counter(postponed=len(attempts))
+        logger.error("group %s: last attempt failed; applying its writes one by one", object_key)
+    except SoftTimeLimitExceeded:
         raise
     except Exception:
         logger.exception("group %s failed; applying its writes one by one", object_key)
     return _apply_one_by_one(object_key, rows_filter)
+
+
+def _database_reachable() -> bool:
+    """After a transient error: is the connection (and so PostgreSQL) still there?"""
+    try:
+        return connection.connection is not None and connection.is_usable()
+    except Exception:
+        return False
+
+
+def _count_attempt(rows_filter: _Rows, exc: Exception) -> list[int]:
+    """Record a transient failure on the selected pending rows, with a back-off before the
+    next try; return their attempts so far."""
+    error = f"{type(exc).__name__}: {exc}"[:500]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_TABLE} SET attempts = attempts + 1, "
+            "retry_at = now() + make_interval(secs => LEAST(%s, 2 ^ (attempts + 1))), "
+            "result = jsonb_build_object('last_error', %s::text, 'attempts', attempts + 1) "
+            f"WHERE {rows_filter.where} AND state = 'pending' RETURNING attempts",
+            [settings.DRAIN_RETRY_MAX_DELAY, error, *rows_filter.params],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _apply_one_by_one(object_key: str, rows_filter: _Rows) -> Counter[str]:
@@ -600,13 +659,28 @@ def _apply_one_by_one(object_key: str, rows_filter: _Rows) -> Counter[str]:
                 outcomes = object_type.apply_group(object_id, _pending_writes(rows))
                 _finish(object_key, rows, outcomes)
                 counts.update(outcome.state for outcome in outcomes)
-        except _NOT_THE_WRITES_FAULT:
+        except SoftTimeLimitExceeded:
             raise
+        except TRANSIENT_DB_ERRORS:
+            if not _database_reachable():
+                raise
+            # Alone, at its last attempt, it still fails: it is the poison; fail it.
+            logger.exception("write %s failed at its last attempt", row_id)
+            counts += _fail_all(object_key, _Rows.by_ids([row_id]), _last_error(row_id))
         except Exception as exc:
             logger.exception("write %s failed", row_id)
             detail = f"{type(exc).__name__}: {exc}"[:500]
             counts += _fail_all(object_key, _Rows.by_ids([row_id]), detail)
     return counts
+
+
+def _last_error(row_id: int) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT attempts, result->>'last_error' FROM {_TABLE} WHERE id = %s", [row_id]
+        )
+        attempts, error = cursor.fetchone()
+    return f"failed {attempts} times, transiently; last: {error}"
 
 
 def _fail_all(object_key: str, rows_filter: _Rows, detail: str) -> Counter[str]:
@@ -625,7 +699,7 @@ def _lock_pending(rows_filter: _Rows) -> list[dict[str, Any]]:
     payload = WriteRequest._meta.get_field("payload")
     with prepared_cursor() as cursor:
         cursor.execute(
-            f"SELECT id, request_id, kind, payload FROM {_TABLE} "
+            f"SELECT id, request_id, kind, payload, partition FROM {_TABLE} "
             f"WHERE {rows_filter.where} AND state = 'pending' ORDER BY id"
             f"{f' LIMIT {int(rows_filter.limit)}' if rows_filter.limit else ''}{lock}",
             rows_filter.params,
@@ -636,8 +710,9 @@ def _lock_pending(rows_filter: _Rows) -> list[dict[str, Any]]:
                 "request_id": request_id,
                 "kind": kind,
                 "payload": payload.from_db_value(value, None, connection),
+                "partition": partition,
             }
-            for row_id, request_id, kind, value in cursor.fetchall()
+            for row_id, request_id, kind, value, partition in cursor.fetchall()
         ]
 
 
@@ -668,15 +743,29 @@ def _finish(object_key: str, rows: list[dict[str, Any]], outcomes: list[WriteOut
                 f"FROM v WHERE {_TABLE}.id = v.id"
             )
             params += [now, _process_name()]
+            increments = counters.finish_increments(
+                (row["kind"], outcome.state) for row, outcome in chunk
+            )
             if connection.vendor == "postgresql":
+                # One statement: the rows, their counters, and the notice to waiters.
                 update = (
-                    f"WITH {cte}, done AS ({update} RETURNING {_TABLE}.id) "
+                    f"WITH {cte}, done AS ({update} RETURNING {_TABLE}.id), "
+                    f"counted AS ({counters.upsert_sql()}) "
                     "SELECT pg_notify(%s, %s) WHERE EXISTS (SELECT FROM done)"
                 )
-                params += [FINISHED_CHANNEL, finish_notice(object_key, now, finished)]
+                params += [
+                    chunk[0][0]["partition"],
+                    counters.increments_json(increments),
+                    FINISHED_CHANNEL,
+                    finish_notice(object_key, now, finished),
+                ]
+                cursor.execute(update, params)
             else:
-                update = f"WITH {cte} {update}"
-            cursor.execute(update, params)
+                cursor.execute(f"WITH {cte} {update}", params)
+                for name, amount in increments:
+                    counters.counter_add(
+                        partition=chunk[0][0]["partition"], name=name, amount=amount
+                    )
 
 
 def _process_name() -> str:

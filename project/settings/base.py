@@ -130,6 +130,11 @@ DRAIN_TIME_BUDGET = env.float("DRAIN_TIME_BUDGET", default=20.0)
 # under load one drain task then serves a stream of writes (a Celery message costs more than
 # a write). 0 stops at once.
 DRAIN_LINGER = env.float("DRAIN_LINGER", default=0.02)
+# A write that keeps failing transiently (a statement timeout, a deadlock; not a lost
+# connection) is retried with back-off (2, 4, 8... seconds, at most DRAIN_RETRY_MAX_DELAY)
+# and failed at its DRAIN_MAX_ATTEMPTS-th failure, so that it cannot hold up its partition.
+DRAIN_MAX_ATTEMPTS = env.int("DRAIN_MAX_ATTEMPTS", default=5)
+DRAIN_RETRY_MAX_DELAY = env.float("DRAIN_RETRY_MAX_DELAY", default=60.0)
 # Under load (writes notified while a group was being applied) a drain waits this long
 # before its next scan, so that groups grow: the cost of a group is nearly all fixed.
 DRAIN_GATHER = env.float("DRAIN_GATHER", default=0.005)
@@ -173,6 +178,8 @@ def _refuse_bad_write_settings() -> None:
         "RECONCILE_INTERVAL": RECONCILE_INTERVAL,
         "RECONCILE_AFTER": RECONCILE_AFTER,
         "RECONCILE_FORCE_AFTER": RECONCILE_FORCE_AFTER,
+        "DRAIN_MAX_ATTEMPTS": DRAIN_MAX_ATTEMPTS,
+        "DRAIN_RETRY_MAX_DELAY": DRAIN_RETRY_MAX_DELAY,
         "WEB_WORKERS": WEB_WORKERS,
         "WEB_THREADS": WEB_THREADS,
     }
