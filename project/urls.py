@@ -12,6 +12,7 @@ from quotas.api import (
 )
 from tagging.api import ImageDetailView, ImageListView, ImageTagsAddView, ImageTagsRemoveView
 from writes.api import WriteRequestDetailView
+from writes.metrics import metrics_view
 
 api = [
     path("images/", ImageListView.as_view(), name="image-list"),
@@ -42,6 +43,7 @@ urlpatterns = [
     path("api/", include(api)),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 handler400 = "core.views.bad_request"

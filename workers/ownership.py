@@ -5,11 +5,16 @@
 - renew the partition lease (Redis brokers) and step down the moment it is lost;
 - reconcile: when a write of the partition has been pending longer than RECONCILE_AFTER and
   the queue is empty (its message was lost: a broker restart, a crash before the ack), or
-  longer than RECONCILE_FORCE_AFTER in any case, publish a drain of the partition.
+  longer than RECONCILE_FORCE_AFTER in any case, publish a drain of the partition;
+- say who owns the partition and what its drains did (writes/partition_status.py), every
+  second;
+- prune: delete the partition's final request rows older than REQUEST_LOG_RETENTION, a
+  bounded batch every PRUNE_INTERVAL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -18,13 +23,16 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import close_old_connections, connection
 
+from core.durations import duration_parse
 from workers import time_limits
 from workers.broker import queue_depth
 from workers.leases import PartitionLease, Renewal
 from workers.routing import SHARED_QUEUE, queue_name
 from writes.counters import counter_add
+from writes.partition_status import partition_status_publish, partition_status_withdraw
 from writes.publishing import partition_drain_publish_rollback_unsafe
 from writes.selectors import partition_oldest_pending_age
+from writes.services import write_requests_prune
 from writes.wakeups import wakeups
 
 logger = logging.getLogger(__name__)
@@ -80,6 +88,9 @@ class PartitionOwner(threading.Thread):
         self.on_lost = on_lost
         self.on_hung = on_hung
         self._stop = threading.Event()
+        self.since = time.time()
+        self._next_status = 0.0
+        self._next_prune = time.monotonic() + settings.PRUNE_INTERVAL
 
     def stop(self) -> None:
         self._stop.set()
@@ -90,11 +101,14 @@ class PartitionOwner(threading.Thread):
         next_renewal = time.monotonic()
         next_reconcile = time.monotonic() + settings.RECONCILE_INTERVAL
         wanted = wakeups.own(self.partition)
+        self.since = time.time()
         try:
             self._reconcile(taking_over=True)
             self._loop(wanted, renew_every, last_kept, next_renewal, next_reconcile)
         finally:
             wakeups.disown(self.partition)
+            with contextlib.suppress(Exception):
+                partition_status_withdraw(self.partition)
 
     def _loop(
         self,
@@ -134,7 +148,39 @@ class PartitionOwner(threading.Thread):
             if now >= next_reconcile:
                 self._reconcile()
                 next_reconcile = now + settings.RECONCILE_INTERVAL
+            if now >= self._next_status:
+                self._publish_status()
+                self._next_status = now + 1.0
+            if now >= self._next_prune:
+                self._prune()
+                self._next_prune = now + settings.PRUNE_INTERVAL
             wanted.wait(0.05)  # woken at once when a drain must be published
+
+    def _publish_status(self) -> None:
+        try:
+            partition_status_publish(
+                self.partition,
+                holds=self.lease is not None,
+                since=self.since,
+                state=wakeups.state(self.partition),
+            )
+        except Exception as exc:  # Redis down: the status is stale, nothing else is
+            logger.debug("partition %s: status not published: %s", self.partition, exc)
+
+    def _prune(self) -> None:
+        try:
+            close_old_connections()
+            deleted = write_requests_prune(
+                older_than=duration_parse(settings.REQUEST_LOG_RETENTION),
+                partition=self.partition,
+                batch_size=settings.REQUEST_LOG_PRUNE_BATCH,
+                max_batches=10,
+            )
+            if deleted:
+                logger.info("partition %s: pruned %s final request rows", self.partition, deleted)
+        except Exception as exc:  # PostgreSQL down: next time
+            logger.warning("partition %s: pruning failed: %s", self.partition, exc)
+            connection.close()
 
     def _publish_wanted(self) -> None:
         if not wakeups.take_wanted(self.partition):

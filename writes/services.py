@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -39,6 +40,7 @@ from writes.finish_notices import CHANNEL as FINISHED_CHANNEL
 from writes.finish_notices import finish_notice
 from writes.kinds import PendingWrite, WriteOutcome, object_type_for_key, object_type_for_kind
 from writes.models import WriteRequest
+from writes.partition_status import drain_stats
 from writes.partitions import partition_for
 from writes.selectors import write_request_wait
 from writes.wakeups import CHANNEL as WAKEUP_CHANNEL
@@ -550,6 +552,7 @@ def partition_drain(
         _drain_after_back_off(partition)
     report.requests = report.applied + report.refused + report.failed
     report.seconds = round(time.monotonic() - started, 4)
+    drain_stats.record(partition, requests=report.requests, seconds=report.seconds)
     return report
 
 
@@ -770,3 +773,99 @@ def _finish(object_key: str, rows: list[dict[str, Any]], outcomes: list[WriteOut
 
 def _process_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def write_requests_retry(
+    *, request_ids: Sequence[str] = (), failed_since: datetime | None = None
+) -> list[str]:
+    """Put failed writes back: pending again, attempts and error cleared, and moved to the
+    end of their object's queue (a new id, drawn now: a failed write is applied after the
+    writes of its object accepted before the retry, exactly as if sent again now), their
+    partitions woken. Returns the request ids put back; others (unknown, not failed) are
+    left alone."""
+    conditions, params = ["state = 'failed'"], []
+    if request_ids:
+        where, values = in_list("request_id", list(request_ids), TEXT)
+        conditions.append(where)
+        params += values
+    if failed_since is not None:
+        conditions.append("finished_at >= %s")
+        params.append(failed_since)
+    if len(conditions) == 1:
+        raise InvalidInput("name the writes to retry: request ids, or failed since when")
+    new_id = (
+        f"nextval(pg_get_serial_sequence('{_TABLE}', 'id'))"
+        if connection.vendor == "postgresql"
+        else f"(SELECT max(id) + 1 FROM {_TABLE})"
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        # In id order, so that writes put back together keep their relative order.
+        cursor.execute(
+            f"SELECT id FROM {_TABLE} WHERE {' AND '.join(conditions)} ORDER BY id FOR UPDATE",
+            params,
+        )
+        old_ids = [row[0] for row in cursor.fetchall()]
+        retried: list[WriteRequest] = []
+        for old_id in old_ids:
+            cursor.execute(
+                f"UPDATE {_TABLE} SET id = {new_id}, state = 'pending', result = '{{}}', "
+                "finished_at = NULL, applied_seq = NULL, applied_by = '', attempts = 0, "
+                "retry_at = NULL WHERE id = %s "
+                "RETURNING id, request_id, kind, object_key, partition, payload",
+                [old_id],
+            )
+            row_id, request_id, kind, object_key, partition, payload = cursor.fetchone()
+            retried.append(
+                WriteRequest(
+                    pk=row_id,
+                    request_id=request_id,
+                    kind=kind,
+                    object_key=object_key,
+                    partition=partition,
+                    payload=WriteRequest._meta.get_field("payload").from_db_value(
+                        payload, None, connection
+                    ),
+                )
+            )
+        if retried and publishing.notifies_on_accept():
+            woken = sorted({r.partition for r in retried})
+            cursor.execute("SELECT pg_notify(%s, %s)", [WAKEUP_CHANNEL, ",".join(map(str, woken))])
+        publishing.write_requests_publish_on_commit(retried)
+    return [r.request_id for r in retried]
+
+
+def write_requests_prune(
+    *,
+    older_than: timedelta,
+    partition: int | None = None,
+    batch_size: int = 1000,
+    max_batches: int | None = None,
+) -> int:
+    """Delete final request rows accepted more than `older_than` ago, never a pending one:
+    in batches of `batch_size`, each its own short transaction (no long lock), found through
+    the (partition, accepted_at) index (no scan of the rest of the log). One partition, or
+    all. Returns how many rows went.
+
+    A consumption's idempotency outlives its request row: the ledger keeps its request_id
+    (unique), so the same request_id sent again after pruning is accepted as a new request
+    and then answered from the ledger's record (`duplicate: true`), never applied twice.
+    Adding tags twice changes nothing by nature."""
+    cutoff = timezone.now() - older_than
+    partitions = range(settings.WRITE_PARTITIONS) if partition is None else [partition]
+    deleted = 0
+    for current in partitions:
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    f"DELETE FROM {_TABLE} WHERE id IN (SELECT id FROM {_TABLE} "
+                    "WHERE partition = %s AND accepted_at < %s AND state <> 'pending' "
+                    "ORDER BY accepted_at LIMIT %s)",
+                    [current, cutoff, batch_size],
+                )
+                count = cursor.rowcount
+            deleted += count
+            batches += 1
+            if count < batch_size:
+                break
+    return deleted

@@ -9,6 +9,8 @@ from typing import Any
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from core.durations import duration_parse
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 
@@ -147,6 +149,12 @@ RECONCILE_AFTER = env.float("RECONCILE_AFTER", default=5.0)
 # ...and, when its queue never empties, after this long regardless.
 RECONCILE_FORCE_AFTER = env.float("RECONCILE_FORCE_AFTER", default=60.0)
 
+# Final request rows older than this are deleted by the partition owners, a bounded batch
+# at a time (REQUEST_LOG_PRUNE_BATCH rows, at most 10 batches every PRUNE_INTERVAL seconds).
+REQUEST_LOG_RETENTION = env.str("REQUEST_LOG_RETENTION", default="7d")
+REQUEST_LOG_PRUNE_BATCH = env.int("REQUEST_LOG_PRUNE_BATCH", default=1000)
+PRUNE_INTERVAL = env.float("PRUNE_INTERVAL", default=60.0)
+
 # The web server (manage.py run_web): processes, threads per process, access log (it costs
 # about a fifth of a request's CPU in the server; a proxy in front usually keeps one).
 WEB_WORKERS = env.int("WEB_WORKERS", default=2)
@@ -163,6 +171,10 @@ def _refuse_bad_write_settings() -> None:
     for name, (value, allowed) in choices.items():
         if value not in allowed:
             raise ImproperlyConfigured(f"{name}={value!r}: must be one of {', '.join(allowed)}")
+    try:
+        duration_parse(REQUEST_LOG_RETENTION)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"REQUEST_LOG_RETENTION: {exc}") from None
     if WRITE_ROUTING == "shared" and WRITE_DISPATCH != "message":
         # Drains are woken by their partition's owner; the shared queue has none.
         raise ImproperlyConfigured("WRITE_ROUTING='shared' needs WRITE_DISPATCH='message'")
@@ -179,6 +191,8 @@ def _refuse_bad_write_settings() -> None:
         "RECONCILE_AFTER": RECONCILE_AFTER,
         "RECONCILE_FORCE_AFTER": RECONCILE_FORCE_AFTER,
         "DRAIN_MAX_ATTEMPTS": DRAIN_MAX_ATTEMPTS,
+        "REQUEST_LOG_PRUNE_BATCH": REQUEST_LOG_PRUNE_BATCH,
+        "PRUNE_INTERVAL": PRUNE_INTERVAL,
         "DRAIN_RETRY_MAX_DELAY": DRAIN_RETRY_MAX_DELAY,
         "WEB_WORKERS": WEB_WORKERS,
         "WEB_THREADS": WEB_THREADS,
@@ -227,8 +241,10 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 # only connections that are broken or too old.
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1_000_000)
 
-# --- Flower --------------------------------------------------------------------------------
+# --- Flower, and the request log's own metrics (GET /metrics) ----------------------------------
 FLOWER_BASIC_AUTH = env.str("FLOWER_BASIC_AUTH", default="")
+# "user:password" for Prometheus to scrape /metrics (an operator's API token works too).
+METRICS_BASIC_AUTH = env.str("METRICS_BASIC_AUTH", default="")
 
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
