@@ -4,19 +4,13 @@ kept. Each scenario adds a row to docs/RELIABILITY.md (WRITE_RELIABILITY_DOC=1).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import subprocess
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-import redis
 from django.conf import settings
 from django.db import connection
 from django.db.models import F, Max
@@ -24,12 +18,17 @@ from rest_framework.authtoken.models import Token
 
 from stress.audit import burst_audit
 from stress.burst import ApiTarget, run_burst, wait_until_settled
+from stress.faults import (
+    owners_sigkill,
+    postgresql_can_restart,
+    postgresql_restart,
+    redis_restart_empty,
+)
 from stress.workload import workload_create
 from tests.e2e.conftest import wait_until_queues_idle
 from tests.faults.conftest import RESULTS
 from tests.lockwait import raw_connection
 from workers.celery import app as celery_app
-from workers.leases import PartitionLease
 from writes.models import WriteRequest
 from writes.partitions import partition_for
 
@@ -155,61 +154,23 @@ def _wait_for_backlog(keys: list[str], accepted_before, timeout: float = 180) ->
     raise AssertionError("the backlog from before the fault never drained")
 
 
-def _owner_child(stack, partition: int) -> str:
-    holder = PartitionLease(partition).holder()
-    pid = int(holder.split(":")[1])
-    return next(name for name in stack.supervisor.children if stack.supervisor.pid(name) == pid)
-
-
 def test_sigkill_partition_owners_mid_drain(fault_stack, transactional_db):
     def inject(hottest: list[str]) -> str:
         # The partitions of the hottest quota and image: their drains are always busy, so the
         # kill lands mid-batch (a drain's transaction open, its wake-up flag set).
         partitions = sorted({partition_for(key) for key in hottest})
-        for partition in partitions:
-            fault_stack.supervisor.kill(_owner_child(fault_stack, partition))
-        return f"SIGKILL of the owners of partitions {partitions} (standbys take over)"
+        return owners_sigkill(fault_stack.supervisor, partitions)
 
     run_with_fault(fault_stack, "SIGKILL partition owners", inject)
 
 
 def test_redis_restarts_with_its_data_gone(fault_stack, transactional_db):
-    def inject(**_: object) -> str:
-        client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-        config = {
-            k: v
-            for k, v in client.config_get("*").items()
-            if k in ("dir", "logfile", "bind", "port")
-        }
-        with contextlib.suppress(redis.ConnectionError):
-            client.shutdown(nosave=True)
-        time.sleep(2)
-        _start_redis(config)
-        return "Redis shut down without saving, down 2 s, started empty"
-
-    run_with_fault(fault_stack, "Redis restart, data lost", inject)
+    run_with_fault(fault_stack, "Redis restart, data lost", lambda **_: redis_restart_empty())
 
 
-@pytest.mark.skipif(not shutil.which("pg_ctlcluster"), reason="needs pg_ctlcluster")
+@pytest.mark.skipif(not postgresql_can_restart(), reason="needs pg_ctlcluster")
 def test_postgresql_restarts(fault_stack, transactional_db):
-    def inject(**_: object) -> str:
-        version = sorted(os.listdir("/etc/postgresql"))[-1]
-        subprocess.run(
-            [
-                "pg_ctlcluster",
-                "--skip-systemctl-redirect",
-                version,
-                "main",
-                "restart",
-                "-m",
-                "fast",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        return "PostgreSQL restarted (fast shutdown: every session killed)"
-
-    run_with_fault(fault_stack, "PostgreSQL restart", inject)
+    run_with_fault(fault_stack, "PostgreSQL restart", lambda **_: postgresql_restart())
 
 
 def test_worker_connections_terminated(fault_stack, transactional_db):
@@ -265,32 +226,3 @@ def test_all_workers_stopped_while_writes_keep_coming(fault_stack, transactional
         return f"all {len(workers)} worker processes stopped for 5 s, then started"
 
     run_with_fault(fault_stack, "all workers stopped 5 s", inject)
-
-
-def _start_redis(config: dict[str, str]) -> None:
-    command = [
-        "redis-server",
-        "--daemonize",
-        "yes",
-        "--port",
-        config.get("port", "6379"),
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ]
-    if config.get("bind"):
-        command += ["--bind", *config["bind"].split()]
-    if config.get("dir") and Path(config["dir"]).is_dir():
-        command += ["--dir", config["dir"]]
-    if config.get("logfile"):
-        command += ["--logfile", config["logfile"]]
-    subprocess.run(command, check=True)
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    for _ in range(100):
-        try:
-            client.ping()
-            return
-        except redis.ConnectionError:
-            time.sleep(0.1)
-    raise AssertionError("Redis did not come back")
