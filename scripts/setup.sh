@@ -85,6 +85,20 @@ if [ "${NEED_WRK:-0}" = 1 ] && ! command -v wrk >/dev/null 2>&1; then
   fi
 fi
 
+# --- A headless browser for the docs' screenshots: Debian's chromium (only when asked for) ----
+if [ "${NEED_CHROMIUM:-0}" = 1 ] && ! command -v chromedriver >/dev/null 2>&1; then
+  command -v apt-get >/dev/null 2>&1 || die "chromium is needed: install chromium and chromium-driver"
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo -n"
+  say "Installing chromium and chromium-driver (Debian packages) for the screenshots"
+  mkdir -p var
+  if ! { $sudo_ apt-get install -y -q chromium chromium-driver ||
+         { $sudo_ apt-get update -q && $sudo_ apt-get install -y -q chromium chromium-driver; }; } \
+      > var/apt-chromium.log 2>&1; then
+    tail -n 20 var/apt-chromium.log
+    die "could not install chromium (log: var/apt-chromium.log)"
+  fi
+fi
+
 # --- Database -------------------------------------------------------------------------------
 if port_open 5432; then
   .venv/bin/python - <<'PY'
