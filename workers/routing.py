@@ -19,6 +19,9 @@ from writes.publishing import DRAIN_TASK
 WRITES_EXCHANGE = "writes"
 # Where every write goes when routing is bypassed (settings.WRITE_ROUTING = "shared").
 SHARED_QUEUE = "writes.shared"
+# What an elastic worker process consumes before (and besides) its partitions: nothing is
+# ever sent there.
+IDLE_QUEUE = "writes.idle"
 DEFAULT_QUEUE = "celery"
 
 
@@ -65,6 +68,7 @@ def write_queues() -> list[Queue]:
         for p in range(settings.WRITE_PARTITIONS)
     ]
     queues.append(Queue(SHARED_QUEUE, exchange, routing_key=SHARED_QUEUE))
+    queues.append(Queue(IDLE_QUEUE, exchange, routing_key=IDLE_QUEUE))
     queues.append(Queue(DEFAULT_QUEUE, Exchange(DEFAULT_QUEUE), routing_key=DEFAULT_QUEUE))
     return queues
 

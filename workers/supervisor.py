@@ -91,6 +91,18 @@ def partition_worker_specs(
     return specs
 
 
+def member_specs(processes: int, *, pool: str = "solo") -> list[ChildSpec]:
+    """`processes` elastic worker processes: the cluster's live ones share the partitions."""
+    return [
+        ChildSpec(
+            name=f"member.{index}",
+            argv=manage_py("partition_worker", "--elastic", "--pool", pool),
+            env={"DB_APPLICATION_NAME": f"racefree-member-{index}"},
+        )
+        for index in range(processes)
+    ]
+
+
 def web_spec(port: int, *, workers: int | None = None, threads: int | None = None) -> ChildSpec:
     """The API, served by `manage.py run_web` (WEB_WORKERS x WEB_THREADS unless given)."""
     env = {"DB_APPLICATION_NAME": "racefree-web"}
@@ -139,6 +151,17 @@ def wait_for_workers(queues: set[str], *, timeout: float = 60.0) -> None:
         if queues <= seen:
             return
     raise TimeoutError(f"no worker answered for: {sorted(queues - seen)}")
+
+
+def wait_for_members(count: int, *, timeout: float = 60.0) -> None:
+    """Block until `count` elastic worker processes are live members (workers/membership)."""
+    from workers.membership import live_members
+
+    deadline = time.monotonic() + timeout
+    while len(live_members()) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {len(live_members())} of {count} members came up")
+        time.sleep(0.2)
 
 
 def worker_queue(worker_name: str) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 
 from core.redis_client import redis_client
 
-STALE_AFTER = 15.0  # seconds without a heartbeat: that process is gone
+STALE_AFTER = 5.0  # seconds without a heartbeat (published every second): that process is gone
 _FORGET_AFTER = 3600.0
 _WINDOW = 60.0
 

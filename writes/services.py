@@ -498,6 +498,8 @@ def partition_drain(
         linger = settings.DRAIN_LINGER if settings.WRITE_DISPATCH == "coalesced" else 0.0
     report = DrainReport(partition=partition)
     started = time.monotonic()
+    if not wakeups.may_drain(partition):
+        return report  # this process no longer holds the partition: its new owner drains it
     # Objects waiting out a back-off after a transient failure: left alone by this drain
     # (with every later write of theirs: per-object order), the others go on.
     postponed: dict[str, Any] = {}
@@ -529,7 +531,7 @@ def partition_drain(
             for row_id, object_key, _ in rows:
                 groups.setdefault(object_key, []).append(row_id)
             for object_key, ids in groups.items():
-                counts = _group_apply(object_key, _Rows.by_ids(ids))
+                counts = _group_apply(object_key, _Rows.through(object_key, max(ids)))
                 report.groups += 1
                 report.applied += counts.get("applied", 0)
                 report.refused += counts.get("refused", 0)
@@ -538,13 +540,20 @@ def partition_drain(
                     postponed[object_key] = now
                     report.postponed += counts["postponed"]
                 # Checked per group, not per scan: a scan of many small groups can take long.
-                if time.monotonic() - started > time_budget:
-                    report.continued = True
+                if window.releasing():
                     break
+                elapsed = time.monotonic() - started
+                if elapsed > time_budget or (
+                    elapsed > settings.DRAIN_SLICE and window.others_waiting()
+                ):
+                    report.continued = True  # out of time, or another partition's turn
+                    break
+            if window.releasing():
+                break  # given up: its new owner drains the rest
             if report.continued:
                 _drain_continue(partition)
                 break
-            if len(rows) < batch_size and window.busy():
+            if len(rows) < batch_size and window.busy() and not window.others_waiting():
                 # Writes keep coming: let them gather, so that the next group (one
                 # transaction, a fixed handful of statements) carries many of them.
                 time.sleep(settings.DRAIN_GATHER)
@@ -588,6 +597,13 @@ class _Rows:
     def by_ids(cls, ids: list[int]) -> _Rows:
         where, params = in_list("id", ids)
         return cls(where, params)
+
+    @classmethod
+    def through(cls, object_key: str, last_id: int) -> _Rows:
+        """An object's pending rows up to `last_id`, whatever their partition: after
+        WRITE_PARTITIONS changed, an object's earlier writes may wait in its old partition,
+        and they are applied first, in acceptance order."""
+        return cls("object_key = %s AND id <= %s", [object_key, last_id])
 
 
 def _group_apply(object_key: str, rows_filter: _Rows) -> Counter[str]:
@@ -869,3 +885,33 @@ def write_requests_prune(
             if count < batch_size:
                 break
     return deleted
+
+
+def write_requests_rehome(*, limit: int = 1000) -> int:
+    """Pending rows of partitions that no longer exist (WRITE_PARTITIONS lowered) move to
+    their object's partition now, and its owner is woken; returns how many moved. Their order
+    is kept: rows of an object are applied in id order whatever their partition."""
+    count = settings.WRITE_PARTITIONS
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, object_key FROM {_TABLE} WHERE state = 'pending' AND partition >= %s "
+            "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+            [count, limit],
+        )
+        rows = cursor.fetchall()
+        moved: dict[int, list[int]] = {}
+        for row_id, object_key in rows:
+            moved.setdefault(partition_for(object_key), []).append(row_id)
+        for partition, ids in moved.items():
+            where, params = in_list("id", ids)
+            cursor.execute(
+                f"UPDATE {_TABLE} SET partition = %s WHERE {where}", [partition, *params]
+            )
+        if moved and publishing.notifies_on_accept():
+            cursor.execute(
+                "SELECT pg_notify(%s, %s)", [WAKEUP_CHANNEL, ",".join(map(str, sorted(moved)))]
+            )
+    if moved and not publishing.notifies_on_accept():
+        for partition in moved:
+            publishing.partition_drain_publish_rollback_unsafe(partition)
+    return len(rows)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -45,6 +45,8 @@ QUEUED_STALE = 1.0
 class _Partition:
     state: str = IDLE
     queued_at: float = 0.0
+    # Being given up (elastic ownership): its drain stops at its next group, lingers no more.
+    releasing: bool = False
     # Set by a notification while a drain runs: something arrived since its last scan.
     more: threading.Event = field(default_factory=threading.Event)
     # Set when a drain must be published; the owner thread waits on it.
@@ -70,11 +72,24 @@ class DrainWindow:
         return state is not None and state.more.is_set()
 
     def linger(self, seconds: float) -> bool:
-        """Wait up to `seconds` for a write to be accepted; True if one was."""
+        """Wait up to `seconds` for a write to be accepted; True if one was. Not while the
+        partition is being given up, nor while another partition of this process waits."""
         state = self._wakeups._get(self._partition)
         if state is None or seconds <= 0 or not listener.listening(CHANNEL):
             return False
-        return state.more.wait(seconds)
+        if state.releasing or self.others_waiting():
+            return False
+        return state.more.wait(seconds) and not state.releasing
+
+    def releasing(self) -> bool:
+        """The partition is being given up: stop after the current group."""
+        state = self._wakeups._get(self._partition)
+        return state is not None and state.releasing
+
+    def others_waiting(self) -> bool:
+        """A drain of another partition of this process is queued behind this one (one
+        process, one drain at a time: this one should make way)."""
+        return self._wakeups.queued_besides(self._partition)
 
     def try_finish(self) -> bool:
         """Go idle, unless a write was notified meanwhile (then: keep draining)."""
@@ -88,17 +103,45 @@ class PartitionWakeups:
         self._lock = threading.Lock()
         self._partitions: dict[int, _Partition] = {}
         self._subscribed = False
+        # Elastic ownership: drains of partitions this process does not hold are skipped
+        # (a message reserved before the partition moved; its new owner drains it).
+        self.owned_only = False
+        # Called (in the notifying thread) when a drain must be published: the owner thread.
+        self.on_wanted: Callable[[], None] | None = None
 
     def own(self, partition: int) -> threading.Event:
         """This process now owns `partition`; returns the event set when a drain of it must
         be published (see `take_wanted`)."""
         with self._lock:
-            state = self._partitions.setdefault(partition, _Partition())
+            state = self._partitions[partition] = _Partition()
             subscribe = not self._subscribed
             self._subscribed = True
         if subscribe:
             listener.subscribe(CHANNEL, self._on_notify, on_reset=self._on_reset)
         return state.wanted
+
+    def release(self, partition: int) -> None:
+        """`partition` is being given up: its running drain stops after its current group."""
+        with self._lock:
+            state = self._partitions.get(partition)
+            if state is not None:
+                state.releasing = True
+                state.more.set()
+
+    def may_drain(self, partition: int) -> bool:
+        """False for a partition this process must leave alone (elastic mode, not held)."""
+        state = self._get(partition)
+        if state is None:
+            return not self.owned_only
+        return not state.releasing
+
+    def queued_besides(self, partition: int) -> bool:
+        with self._lock:
+            return any(
+                state.state == QUEUED
+                for other, state in self._partitions.items()
+                if other != partition
+            )
 
     def disown(self, partition: int) -> None:
         with self._lock:
@@ -113,7 +156,7 @@ class PartitionWakeups:
         (or, without `force`, running). Returns True if one is to be published."""
         with self._lock:
             state = self._partitions.get(partition)
-            if state is None:
+            if state is None or state.releasing:
                 return False
             if not force and state.state == RUNNING:
                 state.more.set()
@@ -126,7 +169,9 @@ class PartitionWakeups:
             state.state = QUEUED
             state.queued_at = time.monotonic()
             state.wanted.set()
-            return True
+        if self.on_wanted is not None:
+            self.on_wanted()
+        return True
 
     def take_wanted(self, partition: int) -> bool:
         """True (once) if a drain of `partition` must be published now."""

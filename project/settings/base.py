@@ -128,6 +128,9 @@ WRITE_DISPATCH = env.str("WRITE_DISPATCH", default="coalesced")
 WRITE_ROUTING = env.str("WRITE_ROUTING", default="partitioned")
 DRAIN_BATCH_SIZE = env.int("DRAIN_BATCH_SIZE", default=2000)
 DRAIN_TIME_BUDGET = env.float("DRAIN_TIME_BUDGET", default=20.0)
+# A process working several partitions runs one drain at a time: a drain that has run this
+# long makes way (and continues later) when another partition's drain is queued behind it.
+DRAIN_SLICE = env.float("DRAIN_SLICE", default=0.5)
 # A drain that finds nothing waits this long for the next accepted write before it stops:
 # under load one drain task then serves a stream of writes (a Celery message costs more than
 # a write). 0 stops at once.
@@ -185,6 +188,7 @@ def _refuse_bad_write_settings() -> None:
         "WRITE_PARTITIONS": WRITE_PARTITIONS,
         "DRAIN_BATCH_SIZE": DRAIN_BATCH_SIZE,
         "DRAIN_TIME_BUDGET": DRAIN_TIME_BUDGET,
+        "DRAIN_SLICE": DRAIN_SLICE,
         "PARTITION_LEASE_TTL": PARTITION_LEASE_TTL,
         "PARTITION_STANDBY_POLL": PARTITION_STANDBY_POLL,
         "RECONCILE_INTERVAL": RECONCILE_INTERVAL,

@@ -1,5 +1,10 @@
-"""One partition's worker process: wait as a standby until it owns the partition, then run a
-single-threaded Celery consumer of `writes.<N>`. (`run_workers` starts many of these.)"""
+"""A worker process for write partitions (`run_workers` starts many of these):
+
+- `--partition N`: wait as a standby until it owns partition N, then run a single-threaded
+  Celery consumer of `writes.N`;
+- `--elastic`: join the cluster's live worker processes and consume whichever partitions the
+  assignment gives this one (workers/ownership.py), taking and giving them as processes come
+  and go."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import threading
 import time
 from typing import Any
 
+from celery.signals import worker_ready, worker_shutting_down
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -20,7 +26,7 @@ from workers.broker import broker_is_redis
 from workers.celery import app
 from workers.leases import PartitionLease
 from workers.ownership import PartitionOwner
-from workers.routing import SHARED_QUEUE, queue_name
+from workers.routing import IDLE_QUEUE, SHARED_QUEUE, queue_name
 
 logger = logging.getLogger("workers.partition_worker")
 
@@ -34,6 +40,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         target = parser.add_mutually_exclusive_group(required=True)
         target.add_argument("--partition", type=int, help="the partition number N (writes.N)")
+        target.add_argument(
+            "--elastic",
+            action="store_true",
+            help="share the partitions with every live worker process of the cluster",
+        )
         target.add_argument(
             "--shared",
             action="store_true",
@@ -52,6 +63,9 @@ class Command(BaseCommand):
             queue = options["queue"] or SHARED_QUEUE
             self._run_celery(queue, queue, options)
             return
+        if options["elastic"]:
+            self._run_elastic(options)
+            return
         partition = options["partition"]
         if not 0 <= partition < settings.WRITE_PARTITIONS:
             raise CommandError(f"--partition must be in 0-{settings.WRITE_PARTITIONS - 1}")
@@ -63,7 +77,10 @@ class Command(BaseCommand):
         if options["pool"] == "solo":
             time_limits.install()
         owner = PartitionOwner(
-            partition, lease=lease, on_lost=self._step_down, on_hung=lambda: self._abandon(lease)
+            [partition],
+            leases={partition: lease},
+            on_lost=self._step_down,
+            on_hung=lambda: self._abandon([lease]),
         )
         owner.start()
         try:
@@ -97,14 +114,53 @@ class Command(BaseCommand):
 
         threading.Thread(target=force_exit, daemon=True).start()
 
-    def _abandon(self, lease: PartitionLease | None) -> None:
-        """A task is stuck past the hard time limit: free the partition and end at once. The
+    def _abandon(self, leases: list[PartitionLease | None]) -> None:
+        """A task is stuck past the hard time limit: free the partitions and end at once. The
         stuck transaction dies with the connection; its writes are still pending."""
-        if lease is not None:
-            lease.release()
+        for lease in leases:
+            if lease is not None:
+                lease.release()
         os._exit(EXIT_STEPPED_DOWN)
 
-    def _run_celery(self, queue: str, name: str, options: dict[str, Any]) -> None:
+    def _run_elastic(self, options: dict[str, Any]) -> None:
+        """Consume no partition at first; the owner thread adds (and cancels) the queues of
+        the partitions whose leases it takes, once the worker is ready to be told."""
+        hostname = f"members.{os.getpid()}@{socket.gethostname()}"
+        ready, shutting_down = threading.Event(), threading.Event()
+        worker_ready.connect(lambda **_: ready.set(), weak=False)
+        worker_shutting_down.connect(lambda **_: shutting_down.set(), weak=False)
+
+        def control(command: str, queue: str) -> None:
+            if shutting_down.is_set():
+                return  # the worker consumes nothing more anyway
+            ready.wait()
+            replies = getattr(app.control, command)(
+                queue, destination=[hostname], reply=True, timeout=10
+            )
+            if not replies:
+                raise RuntimeError(f"{command} {queue}: the worker did not answer")
+
+        if options["pool"] == "solo":
+            time_limits.install()
+        owner = PartitionOwner(
+            None,
+            on_lost=self._step_down,
+            on_hung=lambda: self._abandon([h.lease for h in owner.held.values()]),
+            consume=lambda queue: control("add_consumer", queue),
+            stop_consuming=lambda queue: control("cancel_consumer", queue),
+            ready=ready,
+        )
+        owner.start()
+        try:
+            self._run_celery(IDLE_QUEUE, "members", options, hostname=hostname)
+        finally:
+            # A clean stop: finish the current drain, give every partition back at once.
+            owner.stop()
+            owner.stopped.wait(settings.CELERY_TASK_TIME_LIMIT)
+
+    def _run_celery(
+        self, queue: str, name: str, options: dict[str, Any], *, hostname: str | None = None
+    ) -> None:
         app.worker_main(
             [
                 "worker",
@@ -117,7 +173,7 @@ class Command(BaseCommand):
                 "--hostname",
                 # Unique per process: a standby on the same host (RabbitMQ runs both as
                 # consumers) must not collide with the owner's exclusive control queue.
-                f"{name}.{os.getpid()}@{socket.gethostname()}",
+                hostname or f"{name}.{os.getpid()}@{socket.gethostname()}",
                 "--loglevel",
                 options["loglevel"],
                 *(["--task-events"] if settings.CELERY_WORKER_SEND_TASK_EVENTS else []),
