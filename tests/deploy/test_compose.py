@@ -68,6 +68,14 @@ def test_env_example_sets_what_the_services_read():
     assert len(ENV_EXAMPLE["SECRET_KEY"]) >= 50  # production settings refuse shorter
 
 
+def test_the_workers_scale_as_identical_replicas():
+    workers = SERVICES["workers"]
+    command = " ".join(workers["command"])
+    assert "--processes" in command and "--partitions" not in command
+    assert "container_name" not in workers and "ports" not in workers  # --scale must work
+    assert not any(name.startswith("workers-") for name in SERVICES)  # no per-host variants
+
+
 def test_flower_is_not_published_to_the_world():
     assert all(port.startswith("127.0.0.1:") for port in SERVICES["flower"]["ports"])
 
