@@ -17,8 +17,15 @@ MEMBERS_KEY = "racefree:members"
 
 
 def member_id() -> str:
-    """This process's id: host:pid:nonce (sorted order is the assignment's order)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    """This process's id: host:pid:nonce/partitions (sorted order is the assignment's order;
+    the partition count it runs with matters while a change of WRITE_PARTITIONS rolls out)."""
+    host, nonce = socket.gethostname(), uuid.uuid4().hex[:6]
+    return f"{host}:{os.getpid()}:{nonce}/{settings.WRITE_PARTITIONS}"
+
+
+def member_partitions(member: str) -> int:
+    """The WRITE_PARTITIONS a member runs with."""
+    return int(member.rsplit("/", 1)[1])
 
 
 def _now() -> float:

@@ -33,7 +33,7 @@ from workers import time_limits
 from workers.assignment import partition_assignment
 from workers.broker import queue_depth
 from workers.leases import PartitionLease, Renewal
-from workers.membership import member_heartbeat, member_id, member_leave
+from workers.membership import member_heartbeat, member_id, member_leave, member_partitions
 from workers.routing import SHARED_QUEUE, queue_name
 from writes.counters import counter_add
 from writes.partition_status import partition_status_publish, partition_status_withdraw
@@ -200,7 +200,9 @@ class PartitionOwner(threading.Thread):
         except RedisError as exc:  # keep what we hold; leases decide if Redis stays away
             logger.warning("membership unavailable: %s", exc)
             return
-        share = partition_assignment(members, settings.WRITE_PARTITIONS).get(self.member, [])
+        counts = {member: member_partitions(member) for member in members}
+        largest = max(counts.values(), default=settings.WRITE_PARTITIONS)
+        share = partition_assignment(members, largest, counts=counts).get(self.member, [])
         self.target = set(share)
         for partition in sorted(set(self.held) - self.target):
             self._drop(partition, release=True)

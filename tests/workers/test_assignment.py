@@ -38,3 +38,14 @@ def test_a_join_moves_few_partitions():
 
 def test_no_members_no_assignment():
     assert partition_assignment([], 8) == {}
+
+
+def test_during_a_change_of_partition_count_every_partition_has_an_owner_that_can_take_it():
+    members = ["a:1:x", "a:2:x", "b:3:x", "b:4:x"]
+    counts = {"a:1:x": 12, "a:2:x": 12, "b:3:x": 24, "b:4:x": 24}
+    assignment = partition_assignment(members, 24, counts=counts)
+    owner = {p: m for m, share in assignment.items() for p in share}
+    assert sorted(owner) == list(range(24))
+    assert all(p < counts[m] for p, m in owner.items())
+    loads = [len(share) for share in assignment.values()]
+    assert max(loads) - min(loads) <= 1

@@ -13,6 +13,7 @@ from django.test import override_settings
 from workers.celery import app as celery_app
 from workers.routing import (
     DRAIN_TASK,
+    IDLE_QUEUE,
     SHARED_QUEUE,
     partition_for,
     queue_name,
@@ -101,11 +102,12 @@ def test_partition_for_defaults_to_the_configured_partition_count():
     assert set(partitions) == {0, 1, 2}
 
 
-def test_queues_are_one_per_partition_plus_shared_and_default():
+def test_queues_are_one_per_partition_plus_shared_idle_and_default():
     assert [queue_name(p) for p in range(3)] == ["writes.0", "writes.1", "writes.2"]
     queues = write_queues()
     partition_queues = [f"writes.{p}" for p in range(settings.WRITE_PARTITIONS)]
-    assert [q.name for q in queues] == [*partition_queues, SHARED_QUEUE, "celery"]
+    # writes.idle: what an elastic worker consumes before it holds any partition.
+    assert [q.name for q in queues] == [*partition_queues, SHARED_QUEUE, IDLE_QUEUE, "celery"]
     # The writes exchange is direct: each queue must be bound under its own name.
     assert all(q.routing_key == q.name for q in queues)
     assert {q.exchange.name for q in queues[:-1]} == {"writes"}
