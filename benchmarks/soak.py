@@ -5,13 +5,13 @@ minutes, watching memory, latency and the backlog over time (issue 11).
     python benchmarks/soak.py --minutes 2 --fault-every 0.75   # the CI version
     python benchmarks/soak.py --from-json benchmarks/results/soak.json --docs
 
-One stack as deployed for reliability (the API, Flower, a worker and a standby for each
-partition, restarted when they die), in a fresh database. A short full-speed run finds the
-peak rate of the mix (quota consumptions and tag additions over 8 objects, each request with
-its own request_id); then wrk offers half of it, in chunks of --chunk seconds (each chunk's
-p50/p99). Every --fault-every minutes a fault, in turn: SIGKILL of the hottest partition's
-owner, Redis restarted empty, PostgreSQL restarted. Every second: the pending writes; every
-5 seconds: the memory (RSS) of every process of the stack.
+One stack as docker-compose deploys it (the API, Flower, and --processes elastic partition
+worker processes sharing the partitions, restarted when they die), in a fresh database. A
+short full-speed run finds the peak rate of the mix (quota consumptions and tag additions
+over 8 objects, each request with its own request_id); then wrk offers half of it, in chunks
+of --chunk seconds (each chunk's p50/p99). Every --fault-every minutes a fault, in turn:
+SIGKILL of the hottest partition's owner, Redis restarted empty, PostgreSQL restarted. Every
+second: the pending writes; every 5 seconds: the memory (RSS) of every process of the stack.
 
 At the end, once everything is applied: accepted (202) against final rows (lost), the
 invariants (doubled), each process's memory drift over its life (flat: within 10%), p99 of
@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--fault-every", type=float, default=5.0, help="minutes")
     parser.add_argument("--chunk", type=float, default=30.0, help="seconds per wrk run")
+    parser.add_argument("--processes", type=int, default=2, help="partition worker processes")
     parser.add_argument("--docs", action="store_true", help="chart + docs/RELIABILITY.md")
     parser.add_argument("--from-json", metavar="PATH")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
@@ -60,10 +61,13 @@ def main() -> None:
     if args.from_json:
         results = json.loads(Path(args.from_json).read_text())
     else:
-        if args.minutes <= 0 or args.fault_every <= 0 or args.chunk <= 0:
-            sys.exit("--minutes, --fault-every and --chunk must be more than 0")
+        if min(args.minutes, args.fault_every, args.chunk, args.processes) <= 0:
+            sys.exit("--minutes, --fault-every, --chunk and --processes must be more than 0")
         results = run(
-            minutes=args.minutes, fault_every=args.fault_every, chunk=min(args.chunk, 30.0)
+            minutes=args.minutes,
+            fault_every=args.fault_every,
+            chunk=min(args.chunk, 30.0),
+            processes=args.processes,
         )
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -77,7 +81,7 @@ def main() -> None:
         sys.exit("the soak lost or doubled writes")
 
 
-def run(*, minutes: float, fault_every: float, chunk: float) -> dict[str, Any]:
+def run(*, minutes: float, fault_every: float, chunk: float, processes: int) -> dict[str, Any]:
     from benchmarks.run import _machine, _setup_django
 
     _setup_django("redis", database=SOAK_DB)
@@ -92,9 +96,8 @@ def run(*, minutes: float, fault_every: float, chunk: float) -> dict[str, Any]:
         Supervisor,
         child_environment,
         flower_spec,
-        partition_worker_specs,
+        member_specs,
         wait_for_http,
-        wait_for_workers,
         web_spec,
     )
 
@@ -114,7 +117,7 @@ def run(*, minutes: float, fault_every: float, chunk: float) -> dict[str, Any]:
         [
             web_spec(port),
             flower_spec(_free_port()),
-            *partition_worker_specs(range(settings.WRITE_PARTITIONS), standbys=1),
+            *member_specs(processes),
         ],
         log_dir=ROOT / "var" / "log" / "soak",
         env=child_environment(
@@ -130,8 +133,7 @@ def run(*, minutes: float, fault_every: float, chunk: float) -> dict[str, Any]:
     stop = threading.Event()
     try:
         wait_for_http(f"{base_url}/healthz", timeout=120)
-        wait_for_workers({f"writes.{p}" for p in range(settings.WRITE_PARTITIONS)}, timeout=120)
-        time.sleep(3)
+        _wait_owned(settings.WRITE_PARTITIONS, processes, timeout=120)
         log("finding the peak rate of the mix")
         peak = _wrk(base_url, paths, token, seconds=10, rate=None, run_id="peak")
         rate = peak["status_202"] / (peak["duration_us"] / 1e6) / 2
@@ -175,6 +177,7 @@ def run(*, minutes: float, fault_every: float, chunk: float) -> dict[str, Any]:
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "minutes": minutes,
         "fault_every_min": fault_every,
+        "worker_processes": processes,
         "peak_per_s": round(rate * 2, 1),
         "offered_per_s": round(rate, 1),
         "chunks": chunks,
@@ -214,6 +217,20 @@ def _wrk(
         if line.startswith("WRKJSON "):
             return json.loads(line.removeprefix("WRKJSON "))
     raise RuntimeError(f"wrk printed no summary: {out.stderr[-1000:]}")
+
+
+def _wait_owned(partitions: int, processes: int, *, timeout: float) -> None:
+    """Until every partition has an owner and all `processes` own some."""
+    from writes.selectors import partitions_overview
+
+    deadline = time.monotonic() + timeout
+    while True:
+        owners = [row["owner"] for row in partitions_overview()["partitions"]]
+        if None not in owners and len(set(owners)) == min(processes, partitions):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"partitions not all owned: {owners}")
+        time.sleep(0.2)
 
 
 def _pending() -> int | None:

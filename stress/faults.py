@@ -82,7 +82,7 @@ def owner_child(supervisor: Supervisor, partition: int) -> str:
 
 
 def owners_sigkill(supervisor: Supervisor, partitions: list[int]) -> str:
-    """SIGKILL the owners of `partitions` (their standbys take over)."""
+    """SIGKILL the owners of `partitions` (a standby or another member takes over)."""
     for partition in partitions:
         supervisor.kill(owner_child(supervisor, partition))
-    return f"SIGKILL of the owners of partitions {partitions} (standbys take over)"
+    return f"SIGKILL of the owners of partitions {partitions} (taken over when their leases expire)"

@@ -247,6 +247,9 @@ CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1_000_000)
 
 # --- Flower, and the request log's own metrics (GET /metrics) ----------------------------------
 FLOWER_BASIC_AUTH = env.str("FLOWER_BASIC_AUTH", default="")
+# Tasks Flower keeps in memory (its own default is 10,000): the request log, not Flower,
+# is the record of every write, so Flower only needs the recent ones.
+FLOWER_MAX_TASKS = env.int("FLOWER_MAX_TASKS", default=2000)
 # "user:password" for Prometheus to scrape /metrics (an operator's API token works too).
 METRICS_BASIC_AUTH = env.str("METRICS_BASIC_AUTH", default="")
 

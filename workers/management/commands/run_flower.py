@@ -34,5 +34,8 @@ class Command(BaseCommand):
                 f"--port={options['port']}",
                 f"--address={options['address']}",
                 f"--basic-auth={auth}",
+                # Flower keeps every task it has seen in memory, up to max_tasks: a bound
+                # its memory plateaus at (the soak measured it growing until then).
+                f"--max_tasks={settings.FLOWER_MAX_TASKS}",
             ]
         )
