@@ -1,8 +1,33 @@
 #!/usr/bin/env bash
 # Set up, then run every check: ruff, Django's deploy checks, the whole pytest suite
 # (real PostgreSQL, Redis, RabbitMQ and Celery worker processes). Extra args go to pytest.
+#   ./scripts/test.sh            everything (what CI runs)
+#   ./scripts/test.sh --quick    the fast lane: ruff and every test that needs no live stack
+#                                and no process races (services, in-process API contract,
+#                                routing, settings), in parallel
 set -euo pipefail
 cd "$(dirname "$0")/.."
+quick=0
+if [ "${1:-}" = "--quick" ]; then
+  quick=1
+  shift
+fi
+# Two pytest-xdist workers, each with its own test database and Redis databases
+# (project/settings/test.py): most live tests wait on processes, so two overlap well.
+parallel=(-n "${TEST_WORKERS:-2}" --dist loadfile)
+
+if [ $quick -eq 1 ]; then
+  source scripts/setup.sh
+  started=$(date +%s)
+  say "ruff"
+  ruff check .
+  ruff format --check .
+  say "pytest, fast lane (no live stack, no process races)"
+  python -m pytest "${parallel[@]}" -m "not e2e and not faults and not processes" "$@"
+  say "fast lane passed in $(( $(date +%s) - started ))s"
+  exit 0
+fi
+
 export NEED_RABBITMQ=1 NEED_WRK=1
 source scripts/setup.sh
 
@@ -39,9 +64,15 @@ DJANGO_SETTINGS_MODULE=project.settings.production \
   python manage.py check --deploy --fail-level WARNING
 
 started=$(date +%s)
-say "pytest (Redis broker)"
-python -m pytest "$@"
-if [ $# -eq 0 ]; then
+if [ $# -gt 0 ]; then
+  say "pytest $*"
+  python -m pytest "$@"
+else
+  say "pytest (Redis broker), in parallel: everything but the fault injection"
+  python -m pytest "${parallel[@]}" -m "not faults"
+  # They restart Redis and PostgreSQL and terminate sessions: nothing may run beside them.
+  say "pytest (Redis broker): fault injection, alone"
+  python -m pytest -m faults
   say "pytest: the partition tests again with the RabbitMQ broker"
   CELERY_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// python -m pytest tests/e2e/test_partitions.py \
     -k "rabbitmq or (4000 and message) or twice or bypassed"

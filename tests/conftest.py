@@ -1,5 +1,15 @@
 import pytest
 
+# What needs the live stack (an API server, Flower, partition worker processes) is e2e,
+# whichever module it is in: the fast lane (`scripts/test.sh --quick`) leaves it out.
+_LIVE_FIXTURES = {"live_stack", "fault_stack", "deploy", "cluster"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _pg_listener_stops_before_the_test_database_is_dropped(django_db_setup):

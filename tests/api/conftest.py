@@ -81,18 +81,12 @@ class Api:
     """HTTP clients of the live API, one per role, created for each test."""
 
     def __init__(self, stack: LiveStack) -> None:
-        from django.core.management import call_command
-
         self.base_url = stack.base_url
         self.anonymous = requests.Session()
         self.users: dict[str, requests.Session] = {}
-        for role in ROLES:
-            from io import StringIO
-
-            out = StringIO()
-            call_command("create_api_user", f"{role}-user", role=role, stdout=out)
+        for role, token in _role_tokens().items():
             session = requests.Session()
-            session.headers["Authorization"] = f"Token {out.getvalue().strip()}"
+            session.headers["Authorization"] = f"Token {token}"
             self.users[role] = session
 
     def url(self, path: str) -> str:
@@ -123,3 +117,92 @@ def wait_until_idle(timeout: float = 30) -> None:
 def api(live_stack, transactional_db):
     yield Api(live_stack)
     wait_until_idle()
+
+
+class LocalResponse:
+    """The parts of a `requests` response the tests read, from Django's test client."""
+
+    def __init__(self, response) -> None:
+        self.status_code = response.status_code
+        self.headers = response.headers
+        self.content = response.content
+        self.ok = self.status_code < 400
+
+    @property
+    def text(self) -> str:
+        return self.content.decode()
+
+    def json(self):
+        import json
+
+        return json.loads(self.content)
+
+
+class LocalSession:
+    """A `requests.Session` look-alike that calls the API in this process (django.test.Client:
+    the same middleware, URLconf, authentication and database, no server, no workers)."""
+
+    def __init__(self, base_url: str) -> None:
+        from django.test import Client
+
+        self.base_url = base_url
+        self.client = Client()
+        self.headers: dict[str, str] = {}
+
+    def _call(self, method: str, url: str, *, json=None, data=None, headers=None, params=None):
+        import json as json_module
+
+        path = url.removeprefix(self.base_url)
+        headers = {**self.headers, **(headers or {})}
+        content_type = headers.pop("Content-Type", "application/json")
+        if json is not None:
+            data = json_module.dumps(json)
+        kwargs = {"headers": headers}
+        if method == "get":
+            response = self.client.get(path, params or {}, **kwargs)
+        else:
+            response = getattr(self.client, method)(
+                path, data if data is not None else "", content_type=content_type, **kwargs
+            )
+        return LocalResponse(response)
+
+    def post(self, url: str, **kwargs):
+        kwargs.pop("timeout", None)
+        return self._call("post", url, **kwargs)
+
+    def get(self, url: str, **kwargs):
+        kwargs.pop("timeout", None)
+        return self._call("get", url, **kwargs)
+
+
+class LocalApi(Api):
+    """The `Api` of the contract tests, in process: validation, errors, access rules and
+    the accepting INSERT are the server's own code; nothing is applied (no workers)."""
+
+    def __init__(self) -> None:
+        self.base_url = "http://testserver"
+        self.anonymous = LocalSession(self.base_url)
+        self.users = {}
+        for role, token in _role_tokens().items():
+            session = LocalSession(self.base_url)
+            session.headers["Authorization"] = f"Token {token}"
+            self.users[role] = session
+
+
+def _role_tokens() -> dict[str, str]:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    tokens = {}
+    for role in ROLES:
+        out = StringIO()
+        call_command("create_api_user", f"{role}-user", role=role, stdout=out)
+        tokens[role] = out.getvalue().strip()
+    return tokens
+
+
+@pytest.fixture
+def local_api(transactional_db, cache_redis):
+    """The API called in this process (see LocalApi): the fast lane's contract tests."""
+    return LocalApi()

@@ -1,16 +1,15 @@
-"""Every endpoint and every error, against a live gunicorn with real partition workers."""
+"""Every endpoint and every error: the contract (validation, errors, what is accepted) in
+process (`local_api`), what the workers apply against the live stack (`api`: the API server
+and real partition workers)."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
-import requests
 
 from quotas.models import QuotaLedgerEntry
 from writes.models import WriteRequest
-
-pytestmark = pytest.mark.e2e
 
 
 def create_image(api, title="sunset", as_="writer"):
@@ -37,10 +36,10 @@ def assert_error(response, status, text=None):
 # --- images and tags --------------------------------------------------------------------------
 
 
-def test_image_create_and_get(api):
-    image = create_image(api, "  sunset ")
+def test_image_create_and_get(local_api):
+    image = create_image(local_api, "  sunset ")
     assert image == {"id": image["id"], "title": "sunset", "tags": []}
-    assert api.get(f"/api/images/{image['id']}/").json() == image
+    assert local_api.get(f"/api/images/{image['id']}/").json() == image
 
 
 def test_tags_are_added_by_the_workers_and_wait_returns_the_outcome(api):
@@ -59,17 +58,17 @@ def test_tags_are_added_by_the_workers_and_wait_returns_the_outcome(api):
     assert api.get(f"/api/images/{image['id']}/").json()["tags"] == ["bird", "cat"]
 
 
-def test_tag_write_answers_202_with_where_to_follow_it(api):
-    image = create_image(api)
-    response = api.post(f"/api/images/{image['id']}/tags/", {"tags": ["cat"], "request_id": "t-1"})
+def test_tag_write_answers_202_with_where_to_follow_it(local_api):
+    image = create_image(local_api)
+    response = local_api.post(
+        f"/api/images/{image['id']}/tags/", {"tags": ["cat"], "request_id": "t-1"}
+    )
     assert response.status_code == 202, response.text
     body = response.json()
     assert set(body) == {"request_id", "task_id", "status_url", "state"}
     assert body["request_id"] == "t-1"
-    assert body["status_url"] == api.url("/api/requests/t-1/")
-    status = requests.get(
-        body["status_url"], headers=api.users["writer"].headers, params={}, timeout=10
-    ).json()
+    assert body["status_url"] == local_api.url("/api/requests/t-1/")
+    status = local_api.users["writer"].get(body["status_url"]).json()
     assert status["request_id"] == "t-1" and status["object"] == f"tagging.image:{image['id']}"
 
 
@@ -89,49 +88,53 @@ def test_tag_write_answers_202_with_where_to_follow_it(api):
         ({"tags": ["cat"], "request_id": "x" * 101}, "request_id"),
     ],
 )
-def test_bad_tag_writes_are_refused_before_anything_is_enqueued(api, body, reason):
-    image = create_image(api)
-    assert_error(api.post(f"/api/images/{image['id']}/tags/", body), 400, reason)
+def test_bad_tag_writes_are_refused_before_anything_is_enqueued(local_api, body, reason):
+    image = create_image(local_api)
+    assert_error(local_api.post(f"/api/images/{image['id']}/tags/", body), 400, reason)
     assert not WriteRequest.objects.exists()
 
 
-def test_unknown_image_is_404_before_anything_is_enqueued(api):
-    assert_error(api.get("/api/images/999999/"), 404)
-    assert_error(api.post("/api/images/999999/tags/", {"tags": ["cat"]}), 404)
+def test_unknown_image_is_404_before_anything_is_enqueued(local_api):
+    assert_error(local_api.get("/api/images/999999/"), 404)
+    assert_error(local_api.post("/api/images/999999/tags/", {"tags": ["cat"]}), 404)
     assert not WriteRequest.objects.exists()
 
 
-def test_bad_image_create(api):
-    assert_error(api.post("/api/images/", {}), 400, "title")
-    assert_error(api.post("/api/images/", {"title": "x" * 201}), 400, "title")
-    assert_error(api.post("/api/images/", {"title": "   "}), 400)
+def test_bad_image_create(local_api):
+    assert_error(local_api.post("/api/images/", {}), 400, "title")
+    assert_error(local_api.post("/api/images/", {"title": "x" * 201}), 400, "title")
+    assert_error(local_api.post("/api/images/", {"title": "   "}), 400)
 
 
 # --- quotas -----------------------------------------------------------------------------------
 
 
-def test_quota_create_and_get(api):
-    quota = create_quota(api, limit=5)
+def test_quota_create_and_get(local_api):
+    quota = create_quota(local_api, limit=5)
     assert quota == {"id": quota["id"], "limit": 5, "remaining": 5, "object": None}
-    assert api.get(f"/api/quotas/{quota['id']}/").json() == quota
+    assert local_api.get(f"/api/quotas/{quota['id']}/").json() == quota
 
 
-def test_quota_guarding_an_object(api):
-    image = create_image(api)
-    quota = create_quota(api, limit=3, object=f"tagging.image:{image['id']}")
+def test_quota_guarding_an_object(local_api):
+    image = create_image(local_api)
+    quota = create_quota(local_api, limit=3, object=f"tagging.image:{image['id']}")
     assert quota["object"] == f"tagging.image:{image['id']}"
     body = assert_error(
-        api.post("/api/quotas/", {"limit": 3, "object": f"tagging.image:{image['id']}"}), 409
+        local_api.post("/api/quotas/", {"limit": 3, "object": f"tagging.image:{image['id']}"}), 409
     )
     assert body["code"] == "conflict"
-    assert_error(api.post("/api/quotas/", {"limit": 3, "object": "tagging.image:999999"}), 400)
-    assert_error(api.post("/api/quotas/", {"limit": 3, "object": "auth.user:1"}), 400, "model")
-    assert_error(api.post("/api/quotas/", {"limit": 3, "object": "nonsense"}), 400)
+    assert_error(
+        local_api.post("/api/quotas/", {"limit": 3, "object": "tagging.image:999999"}), 400
+    )
+    assert_error(
+        local_api.post("/api/quotas/", {"limit": 3, "object": "auth.user:1"}), 400, "model"
+    )
+    assert_error(local_api.post("/api/quotas/", {"limit": 3, "object": "nonsense"}), 400)
 
 
 @pytest.mark.parametrize("limit", [-1, "ten", None, 10**16, 1.5])
-def test_bad_quota_limits(api, limit):
-    assert_error(api.post("/api/quotas/", {"limit": limit}), 400, "limit")
+def test_bad_quota_limits(local_api, limit):
+    assert_error(local_api.post("/api/quotas/", {"limit": limit}), 400, "limit")
 
 
 def test_consume_until_refused_with_a_reason(api):
@@ -172,15 +175,15 @@ def test_the_same_request_id_twice_is_one_request_applied_once(api):
         ({"amount": 1, "request_id": ""}, "request_id"),
     ],
 )
-def test_bad_consumptions_are_refused_before_anything_is_enqueued(api, body, reason):
-    quota = create_quota(api, limit=10)
-    assert_error(api.post(f"/api/quotas/{quota['id']}/consume/", body), 400, reason)
+def test_bad_consumptions_are_refused_before_anything_is_enqueued(local_api, body, reason):
+    quota = create_quota(local_api, limit=10)
+    assert_error(local_api.post(f"/api/quotas/{quota['id']}/consume/", body), 400, reason)
     assert not WriteRequest.objects.exists()
 
 
-def test_unknown_quota_is_404_before_anything_is_enqueued(api):
-    assert_error(api.get("/api/quotas/999999/"), 404)
-    assert_error(api.post("/api/quotas/999999/consume/", {"amount": 1}), 404)
+def test_unknown_quota_is_404_before_anything_is_enqueued(local_api):
+    assert_error(local_api.get("/api/quotas/999999/"), 404)
+    assert_error(local_api.post("/api/quotas/999999/consume/", {"amount": 1}), 404)
     assert not WriteRequest.objects.exists()
 
 
@@ -228,27 +231,29 @@ def test_a_batch_of_consumptions_is_applied_in_item_order_each_with_its_outcome(
         ({"items": [{"amount": 1, "request_id": "bad id"}]}, "request_id"),
     ],
 )
-def test_bad_batches_are_refused_whole_before_anything_is_enqueued(api, body, reason):
-    quota = create_quota(api, limit=10)
-    assert_error(api.post(f"/api/quotas/{quota['id']}/consume/batch/", body), 400, reason)
+def test_bad_batches_are_refused_whole_before_anything_is_enqueued(local_api, body, reason):
+    quota = create_quota(local_api, limit=10)
+    assert_error(local_api.post(f"/api/quotas/{quota['id']}/consume/batch/", body), 400, reason)
     assert not WriteRequest.objects.exists()
 
 
-def test_a_batch_reusing_a_request_id_for_another_write_is_refused_whole(api):
-    quota = create_quota(api, limit=10)
+def test_a_batch_reusing_a_request_id_for_another_write_is_refused_whole(local_api):
+    quota = create_quota(local_api, limit=10)
     items = [{"amount": 1, "request_id": "twice"}, {"amount": 2, "request_id": "twice"}]
     body = assert_error(
-        api.post(f"/api/quotas/{quota['id']}/consume/batch/", {"items": items}), 409
+        local_api.post(f"/api/quotas/{quota['id']}/consume/batch/", {"items": items}), 409
     )
     assert body["code"] == "request_id_conflict"
     assert not WriteRequest.objects.exists()
-    assert_error(api.post("/api/quotas/999999/consume/batch/", {"items": [{"amount": 1}]}), 404)
+    assert_error(
+        local_api.post("/api/quotas/999999/consume/batch/", {"items": [{"amount": 1}]}), 404
+    )
 
 
 @pytest.mark.parametrize("wait", ["abc", "-1", "11", "nan"])
-def test_bad_wait_values(api, wait):
-    quota = create_quota(api)
-    assert_error(api.post(f"/api/quotas/{quota['id']}/consume/?wait={wait}", {}), 400, "wait")
+def test_bad_wait_values(local_api, wait):
+    quota = create_quota(local_api)
+    assert_error(local_api.post(f"/api/quotas/{quota['id']}/consume/?wait={wait}", {}), 400, "wait")
 
 
 # --- request status ---------------------------------------------------------------------------
@@ -270,36 +275,28 @@ def test_request_status(api):
 # --- request-level errors ---------------------------------------------------------------------
 
 
-def test_malformed_requests_get_json_4xx(api):
-    quota = create_quota(api)
-    path = api.url(f"/api/quotas/{quota['id']}/consume/")
-    headers = dict(api.users["writer"].headers)
-    not_json = requests.post(
-        path, data="{nope", headers={**headers, "Content-Type": "application/json"}, timeout=10
-    )
+def test_malformed_requests_get_json_4xx(local_api):
+    quota = create_quota(local_api)
+    path = local_api.url(f"/api/quotas/{quota['id']}/consume/")
+    writer = local_api.users["writer"]
+    not_json = writer.post(path, data="{nope", headers={"Content-Type": "application/json"})
     assert_error(not_json, 400, "JSON")
-    form = requests.post(
-        path,
-        data="amount=1",
-        headers={**headers, "Content-Type": "application/x-www-form-urlencoded"},
-        timeout=10,
+    form = writer.post(
+        path, data="amount=1", headers={"Content-Type": "application/x-www-form-urlencoded"}
     )
     assert_error(form, 415)
-    huge = requests.post(
-        path,
-        data="[" + "1," * 40000 + "1]",
-        headers={**headers, "Content-Type": "application/json"},
-        timeout=10,
+    huge = writer.post(
+        path, data="[" + "1," * 40000 + "1]", headers={"Content-Type": "application/json"}
     )
     assert_error(huge, 413)
-    assert_error(api.get("/api/no-such-thing/"), 404)
+    assert_error(local_api.get("/api/no-such-thing/"), 404)
     assert not WriteRequest.objects.exists()
 
 
-def test_schema_and_docs(api):
-    schema = api.get("/api/schema/?format=json", as_=None)
+def test_schema_and_docs(local_api):
+    schema = local_api.get("/api/schema/?format=json", as_=None)
     assert schema.status_code == 200
     assert schema.json()["openapi"].startswith("3.")
     assert "/api/quotas/{quota_id}/consume/" in schema.json()["paths"]
-    docs = api.get("/api/docs/", as_=None)
+    docs = local_api.get("/api/docs/", as_=None)
     assert docs.status_code == 200 and "swagger" in docs.text.lower()

@@ -40,6 +40,7 @@ def _seed_read_modify_write(quota_id, count):
     return granted
 
 
+@pytest.mark.processes
 def test_2000_consumptions_from_8_processes_grant_exactly_the_limit():
     quota = QuotaFactory(limit=1000)
 
@@ -57,6 +58,7 @@ def test_2000_consumptions_from_8_processes_grant_exactly_the_limit():
     assert -ledger.aggregate(s=Sum("delta"))["s"] == quota.limit - quota.remaining
 
 
+@pytest.mark.processes
 def test_seed_read_modify_write_loses_updates_under_the_same_pressure():
     """Honesty check: without the conditional UPDATE, the same harness loses decrements."""
     quota = QuotaFactory(limit=100_000)
@@ -69,6 +71,7 @@ def test_seed_read_modify_write_loses_updates_under_the_same_pressure():
     assert quota.limit - quota.remaining < granted, "no update was lost: the harness is too gentle"
 
 
+@pytest.mark.processes
 def test_same_request_id_from_8_processes_is_applied_once():
     quota = QuotaFactory(limit=10)
 

@@ -25,6 +25,7 @@ def stress(*args: str) -> list[dict]:
     return json.loads(out.getvalue())
 
 
+@pytest.mark.processes
 def test_naive_quota_loses_updates():
     [run] = stress("--scenario", "quota", "--strategy", "naive", "--requests", "400")
     # Read-modify-write: concurrent producers turn the same `remaining` into the same value.
@@ -32,6 +33,7 @@ def test_naive_quota_loses_updates():
     assert run["broke"]
 
 
+@pytest.mark.processes
 def test_naive_tags_raise_integrity_errors():
     # Check-then-insert collides only while a pair is first linked, so the window is short:
     # give it up to three bursts of 8 producers released together on one image.
@@ -48,6 +50,7 @@ def test_naive_tags_raise_integrity_errors():
     assert run["invariants"] == {"one link per (image, tag)": True}
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("strategy", ["lock", "serializable", "atomic", "partitioned", "coalesced"])
 def test_quota_strategies_hold_every_invariant(clean_broker, cache_redis, strategy):
     [run] = stress("--scenario", "quota", "--strategy", strategy, "--requests", "200")
@@ -58,6 +61,7 @@ def test_quota_strategies_hold_every_invariant(clean_broker, cache_redis, strate
     assert run["outcomes"].get("granted", 0) + run["outcomes"].get("applied", 0) == 200
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("strategy", ["atomic", "coalesced"])
 def test_tag_strategies_hold_every_invariant(clean_broker, cache_redis, strategy):
     [run] = stress("--scenario", "tags", "--strategy", strategy, "--requests", "200")
@@ -65,6 +69,7 @@ def test_tag_strategies_hold_every_invariant(clean_broker, cache_redis, strategy
     assert run["errors"] == {}
 
 
+@pytest.mark.processes
 def test_coalesced_publishes_far_fewer_messages_than_writes(clean_broker, cache_redis):
     [single, batched] = [
         stress(

@@ -38,6 +38,7 @@ def _seed_check_then_insert(image_ids, tag_ids):
     return errors
 
 
+@pytest.mark.processes
 def test_16_processes_add_same_pairs_and_create_same_names_without_errors():
     images = [ImageFactory().pk for _ in range(5)]
 
@@ -53,6 +54,7 @@ def test_16_processes_add_same_pairs_and_create_same_names_without_errors():
     assert len(already) == 15 * len(images) * len(NEW_NAMES)
 
 
+@pytest.mark.processes
 def test_seed_check_then_insert_does_race_under_the_same_pressure():
     """Honesty check: the harness above can produce the IntegrityError it claims to avoid."""
     images = [ImageFactory().pk for _ in range(20)]

@@ -28,6 +28,7 @@ def _accept_rounds(quota_id: int, reverse: bool) -> list[int]:
     return created
 
 
+@pytest.mark.processes
 def test_reshuffled_twin_batches_accept_each_write_once_without_deadlock():
     quota = QuotaFactory(limit=10**6)
     results = run_in_processes(
