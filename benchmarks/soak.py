@@ -434,6 +434,9 @@ def _latency_flatness(chunks: list[dict], faults: list[dict]) -> dict[str, Any]:
 
 def summary_text(results: dict[str, Any]) -> str:
     audit, memory, latency = results["audit"], results["memory"], results["latency"]
+    refused = sum(chunk["status_other"] + chunk["socket_errors"] for chunk in results["chunks"])
+    final = sum(n for state, n in audit["rows_by_state"].items() if state != "pending")
+    unanswered = max(0, final - audit["accepted"])
     lines = [
         f"{results['minutes']:g} min at {results['offered_per_s']:.0f}/s "
         f"(peak {results['peak_per_s']:.0f}/s): "
@@ -519,6 +522,9 @@ def chart(results: dict[str, Any], folder: Path) -> None:
 
 def markdown(results: dict[str, Any], path: Path) -> None:
     audit, memory, latency = results["audit"], results["memory"], results["latency"]
+    refused = sum(chunk["status_other"] + chunk["socket_errors"] for chunk in results["chunks"])
+    final = sum(n for state, n in audit["rows_by_state"].items() if state != "pending")
+    unanswered = max(0, final - audit["accepted"])
     parts = [
         f"Run {results['started']}: {results['minutes']:g} minutes through the API at "
         f"{results['offered_per_s']:.0f} writes/s (half the peak of the mix, "
@@ -529,6 +535,10 @@ def markdown(results: dict[str, Any], path: Path) -> None:
         "ledger agrees with every quota, each quota request has one ledger row, one link per "
         "(image, tag)); everything applied "
         f"{results['drained_after_load_s']} s after the load stopped.",
+        f"- answers other than 2xx: **{refused:,}** (503 `unavailable` while a service "
+        "restarted: not accepted; a client resends with the same `request_id`); rows without a "
+        f"202: {unanswered:,} (committed, but the answer was lost in the restart; the soak "
+        "does not resend, so they count as applied rows, never as lost).",
         "- memory: the worst drift of any process over its life is "
         f"**{memory['worst_drift_pct']}%** "
         f"({len(memory['processes'])} processes; flat within 10%: "
