@@ -4,6 +4,7 @@ user or permission changed (triggers + NOTIFY). In-process, real PostgreSQL."""
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -27,6 +28,24 @@ def _listening() -> None:
         time.sleep(0.05)
 
 
+_seen: set[str] = set()
+
+
+def _settled() -> None:
+    """Wait until every notification committed so far has reached the listener (NOTIFYs are
+    delivered in commit order; under load the ones of the setup can arrive after the first
+    request and clear the cache it filled)."""
+    if not _seen:
+        listener.subscribe(AUTH_CHANNEL, _seen.add)
+    marker = f"settled-{uuid.uuid4()}"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, %s)", [AUTH_CHANNEL, marker])
+    deadline = time.monotonic() + 10
+    while marker not in _seen:
+        assert time.monotonic() < deadline, "the listener never saw the marker"
+        time.sleep(0.02)
+
+
 def _client(user: User) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
@@ -44,6 +63,7 @@ def test_a_known_token_costs_no_query():
     owner = User.objects.create_user("cached-owner")
     quota = QuotaFactory(owner=owner)
     client = _client(owner)
+    _settled()
     assert _token_queries(client, f"/api/quotas/{quota.pk}/") == (200, 1)
     assert _token_queries(client, f"/api/quotas/{quota.pk}/") == (200, 0)
 
