@@ -69,10 +69,10 @@ if [ $# -gt 0 ]; then
   python -m pytest "$@"
 else
   say "pytest (Redis broker), in parallel: everything but the fault injection"
-  python -m pytest "${parallel[@]}" -m "not faults"
+  python -m pytest "${parallel[@]}" -m "not faults" --durations=15
   # They restart Redis and PostgreSQL and terminate sessions: nothing may run beside them.
   say "pytest (Redis broker): fault injection, alone"
-  python -m pytest -m faults
+  python -m pytest -m faults --durations=5
   say "pytest: the partition tests again with the RabbitMQ broker"
   CELERY_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// python -m pytest tests/e2e/test_partitions.py \
     -k "rabbitmq or (4000 and message) or twice or bypassed"
