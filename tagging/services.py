@@ -11,6 +11,7 @@ import unicodedata
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
@@ -86,6 +87,31 @@ class TagUnlinkResult:
     absent: list[str]
 
 
+def _refused_char(ch: str) -> bool:
+    return unicodedata.category(ch) in _REFUSED_CATEGORIES and ch not in _ALLOWED_FORMAT_CHARS
+
+
+@cache
+def tag_name_characters() -> tuple[list[int], list[int]]:
+    """The code points a tag name may hold, and those of them that are not white space (a
+    name needs one): every character whose NFKC form holds no control, format, surrogate,
+    private-use or unassigned character (tag_name_normalize refuses those). The API declares
+    them as a pattern (tagging/api.py)."""
+    allowed: list[int] = []
+    visible: list[int] = []
+    for point in range(0x110000):
+        ch = chr(point)
+        if _refused_char(ch):
+            continue
+        normal = unicodedata.normalize("NFKC", ch) if point > 0x7F else ch
+        if any(_refused_char(c) for c in normal):
+            continue
+        allowed.append(point)
+        if normal.split():
+            visible.append(point)
+    return allowed, visible
+
+
 def tag_name_normalize(name: object) -> str:
     """Return the canonical form of a tag name ("  Cat " -> "cat"), or raise InvalidTagName.
 
@@ -95,10 +121,7 @@ def tag_name_normalize(name: object) -> str:
     if not isinstance(name, str):
         raise InvalidTagName(f"tag names must be strings, got {type(name).__name__}")
     text = unicodedata.normalize("NFKC", name)
-    if any(
-        unicodedata.category(ch) in _REFUSED_CATEGORIES and ch not in _ALLOWED_FORMAT_CHARS
-        for ch in text
-    ):
+    if any(_refused_char(ch) for ch in text):
         raise InvalidTagName(f"tag name {name!r} contains control or unassigned characters")
     text = " ".join(text.split()).casefold()
     if not text:

@@ -273,7 +273,13 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "racefree API",
-    "DESCRIPTION": "Enqueue race-free tag additions and quota consumptions; follow each request.",
+    "DESCRIPTION": (
+        "Enqueue race-free tag additions and quota consumptions; follow each request.\n\n"
+        "The schema declares every limit the server enforces. Request bodies are JSON with "
+        "strict types: no value is coerced (\"5\" is not 5, 0 is not \"0\", true is not 1). "
+        "Body fields the schema does not name are ignored, not refused. Every error is JSON: "
+        "`{\"detail\", \"code\"}` (and the field errors for invalid input)."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
