@@ -14,7 +14,6 @@ Unknown body fields stay ignored (DRF's serializers drop them): the schema never
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from typing import Any
 
 from django.core.validators import RegexValidator
@@ -79,25 +78,6 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail(WRONG_TYPE, got=json_type_name(data))
         return super().to_internal_value(data)
-
-
-def char_class(code_points: Iterable[int]) -> str:
-    """A regex character class of these code points, in ranges, that Python's `re` and
-    ECMA-262 with the `u` flag (JSON Schema validators) read the same way: BMP characters as
-    `\\uXXXX`, others as themselves."""
-    points = sorted(set(code_points))
-    ranges: list[tuple[int, int]] = []
-    for point in points:
-        if ranges and point == ranges[-1][1] + 1:
-            ranges[-1] = (ranges[-1][0], point)
-        else:
-            ranges.append((point, point))
-
-    def one(point: int) -> str:
-        return f"\\u{point:04x}" if point <= 0xFFFF else chr(point)
-
-    parts = [one(a) if a == b else f"{one(a)}-{one(b)}" for a, b in ranges]
-    return "[" + "".join(parts) + "]"
 
 
 _INTEGER = re.compile(r"-?[0-9]{1,20}")

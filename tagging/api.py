@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api_errors import RETRY_AFTER, error_responses
-from core.api_input import StrictCharField, char_class
+from core.api_input import StrictCharField
 from core.errors import GuardedObjectNotFound, InvalidInput
 from core.permissions import HasModelPermission, owner_or_perm
 from tagging.models import TAG_NAME_MAX_LENGTH, Image
@@ -26,7 +26,6 @@ from tagging.services import (
     MAX_TAGS_PER_REQUEST,
     TITLE_MAX_LENGTH,
     image_create,
-    tag_name_characters,
     tag_names_normalize,
 )
 from writes.api import (
@@ -42,10 +41,13 @@ from writes.api import (
 TITLE_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
 
 
-def _tag_name_pattern() -> str:
-    allowed, visible = tag_name_characters()
-    any_char = char_class(allowed)
-    return f"^{any_char}*{char_class(visible)}{any_char}*$"
+# A tag name: no control character (C0, DEL, C1; a tab is white space), and at least one
+# character that is not white space. What a pattern cannot say compactly is in the field's
+# description and checked by tag_name_normalize: no format, private-use or unassigned
+# character, and at most TAG_NAME_MAX_LENGTH characters after normalization too. (An exact
+# pattern of every allowed character takes some 700 ranges: too large for schema tools.)
+_NO_CONTROL = "\\u0000-\\u0008\\u000a-\\u001f\\u007f-\\u009f"
+TAG_NAME_PATTERN = f"^[^{_NO_CONTROL}]*[^\\s{_NO_CONTROL}][^{_NO_CONTROL}]*$"
 
 
 class ImageSerializer(serializers.Serializer):
@@ -61,12 +63,12 @@ class ImageSerializer(serializers.Serializer):
 
 class TagNameField(StrictCharField):
     """A tag name as given: a string (1 is not "1") of at most TAG_NAME_MAX_LENGTH characters,
-    of the characters tag_name_normalize accepts, not only white space."""
+    matching TAG_NAME_PATTERN; then tag_name_normalize's own rules (TagsWriteSerializer)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
             max_length=TAG_NAME_MAX_LENGTH,
-            pattern=_tag_name_pattern(),
+            pattern=TAG_NAME_PATTERN,
             pattern_rule="must hold a character that is not white space, and no control, "
             "format, private-use or unassigned character",
             **kwargs,
@@ -80,7 +82,9 @@ class TagsWriteSerializer(serializers.Serializer):
         max_length=MAX_TAGS_PER_REQUEST,
         help_text=f"1-{MAX_TAGS_PER_REQUEST} tag names of at most {TAG_NAME_MAX_LENGTH} "
         "characters; normalized (NFKC, trimmed, inner white space collapsed, case-folded: "
-        f"'Cat ' = 'cat'), and at most {TAG_NAME_MAX_LENGTH} characters after that too",
+        f"'Cat ' = 'cat'). Beyond the pattern, also refused (400): format, private-use and "
+        "unassigned characters (Unicode categories Cf except the zero width joiner, Co, Cn), "
+        f"and a name over {TAG_NAME_MAX_LENGTH} characters once normalized",
     )
     request_id = RequestIdField()
 

@@ -11,7 +11,6 @@ import unicodedata
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
@@ -89,27 +88,6 @@ class TagUnlinkResult:
 
 def _refused_char(ch: str) -> bool:
     return unicodedata.category(ch) in _REFUSED_CATEGORIES and ch not in _ALLOWED_FORMAT_CHARS
-
-
-@cache
-def tag_name_characters() -> tuple[list[int], list[int]]:
-    """The code points a tag name may hold, and those of them that are not white space (a
-    name needs one): every character whose NFKC form holds no control, format, surrogate,
-    private-use or unassigned character (tag_name_normalize refuses those). The API declares
-    them as a pattern (tagging/api.py)."""
-    allowed: list[int] = []
-    visible: list[int] = []
-    for point in range(0x110000):
-        ch = chr(point)
-        if _refused_char(ch):
-            continue
-        normal = unicodedata.normalize("NFKC", ch) if point > 0x7F else ch
-        if any(_refused_char(c) for c in normal):
-            continue
-        allowed.append(point)
-        if normal.split():
-            visible.append(point)
-    return allowed, visible
 
 
 def tag_name_normalize(name: object) -> str:
