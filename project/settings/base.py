@@ -276,9 +276,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Enqueue race-free tag additions and quota consumptions; follow each request.\n\n"
         "The schema declares every limit the server enforces. Request bodies are JSON with "
-        "strict types: no value is coerced (\"5\" is not 5, 0 is not \"0\", true is not 1). "
+        'strict types: no value is coerced ("5" is not 5, 0 is not "0", true is not 1). '
         "Body fields the schema does not name are ignored, not refused. Every error is JSON: "
-        "`{\"detail\", \"code\"}` (and the field errors for invalid input)."
+        '`{"detail", "code"}` (and the field errors for invalid input).'
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
