@@ -196,8 +196,6 @@ def test_an_amount_above_the_limit_can_never_fit_409(local_api):
     )
     assert batch["code"] == "amount_above_limit"
     assert not WriteRequest.objects.exists()
-    # A refill above the limit is fine: it stops at the limit.
-    assert local_api.post(f"/api/quotas/{quota['id']}/refill/", {"amount": 11}).status_code == 202
 
 
 def test_unknown_quota_is_404_before_anything_is_enqueued(local_api):
