@@ -25,3 +25,10 @@ class Conflict(DomainError):
 
 class Forbidden(DomainError):
     code = "forbidden"
+
+
+class GuardedObjectNotFound(ObjectNotFound):
+    """The object a write guards (the quota consumed, the image tagged, the object a new
+    quota is to guard) does not exist: 404."""
+
+    code = "guarded_object_not_found"

@@ -19,11 +19,16 @@ class RequestBodyLimitMiddleware:
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return JsonResponse({"detail": "invalid Content-Length header"}, status=400)
+            return JsonResponse(
+                {"detail": "invalid Content-Length header", "code": "invalid"}, status=400
+            )
         if length > limit:
             self._discard_body(request, length)
             response = JsonResponse(
-                {"detail": f"request body of {length} bytes is larger than {limit} bytes"},
+                {
+                    "detail": f"request body of {length} bytes is larger than {limit} bytes",
+                    "code": "too_large",
+                },
                 status=413,
             )
             response["Connection"] = "close"

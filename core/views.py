@@ -15,12 +15,16 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return JsonResponse({"detail": f"no such resource: {request.path}"}, status=404)
+    return JsonResponse(
+        {"detail": f"no such resource: {request.path}", "code": "not_found"}, status=404
+    )
 
 
 def server_error(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"detail": "internal error; it has been logged"}, status=500)
+    return JsonResponse(
+        {"detail": "internal error; it has been logged", "code": "error"}, status=500
+    )
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return JsonResponse({"detail": "bad request"}, status=400)
+    return JsonResponse({"detail": "bad request", "code": "bad_request"}, status=400)

@@ -5,21 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers
-from rest_framework.exceptions import PermissionDenied, Throttled, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, Throttled, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api_errors import RETRY_AFTER, error_responses
+from core.api_input import StrictCharField, StrictIntegerField
+from core.errors import GuardedObjectNotFound
 from core.permissions import HasModelPermission, owner_or_perm
 from core.throttling import WriteRateThrottle
 from quotas.models import Quota
+from quotas.selectors import guarded_object_get, guarded_object_pattern, quota_get
 from quotas.services import (
     KIND_CONSUME,
     KIND_REFILL,
@@ -27,12 +29,13 @@ from quotas.services import (
     MAX_LIMIT,
     QUOTA_CONSUME_GUARD,
     QUOTA_REFILL_GUARD,
+    AmountAboveLimit,
     quota_create,
 )
 from writes.api import (
-    ERRORS,
-    WAIT_PARAMETER,
+    READ_ERRORS,
     WRITE_ERRORS,
+    WRITE_PARAMETERS,
     WRITE_RESPONSES,
     RequestIdField,
     WriteAcceptedSerializer,
@@ -48,30 +51,22 @@ MAX_BATCH_ITEMS = 500
 
 class QuotaSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
-    limit = serializers.IntegerField(min_value=0, max_value=MAX_LIMIT)
+    limit = StrictIntegerField(min_value=0, max_value=MAX_LIMIT)
     remaining = serializers.IntegerField(read_only=True)
-    object = serializers.CharField(
+    object = StrictCharField(
         required=False,
         allow_null=True,
-        help_text='the guarded object as "app_label.model:pk", e.g. "tagging.image:42"',
+        pattern=guarded_object_pattern(),
+        pattern_rule='must be "app_label.model:pk" (pk a positive integer) with a model among: '
+        + ", ".join(settings.QUOTA_GUARDED_MODELS),
+        help_text='the guarded object as "app_label.model:pk", e.g. "tagging.image:42"; '
+        "a model among QUOTA_GUARDED_MODELS; 404 guarded_object_not_found if it does not "
+        "exist, 409 conflict if it already has a quota",
     )
-
-    def validate_object(self, value: str | None) -> Any:
-        if value is None:
-            return None
-        label, sep, pk = value.partition(":")
-        if not sep or not pk or label not in settings.QUOTA_GUARDED_MODELS:
-            allowed = ", ".join(settings.QUOTA_GUARDED_MODELS)
-            raise ValidationError(f'expected "app_label.model:pk" with a model among: {allowed}')
-        model = apps.get_model(label)
-        try:
-            return model.objects.get(pk=pk)
-        except (model.DoesNotExist, ValueError, TypeError):
-            raise ValidationError(f"{value} does not exist") from None
 
 
 class AmountSerializer(serializers.Serializer):
-    amount = serializers.IntegerField(default=1, min_value=1, max_value=MAX_AMOUNT)
+    amount = StrictIntegerField(default=1, min_value=1, max_value=MAX_AMOUNT)
     request_id = RequestIdField()
 
 
@@ -89,24 +84,50 @@ class QuotaListView(APIView):
 
     @extend_schema(
         request=QuotaSerializer,
-        responses={201: QuotaSerializer, **ERRORS, 409: ERRORS[400]},
+        responses={
+            201: QuotaSerializer,
+            **error_responses(
+                400,
+                401,
+                403,
+                404,
+                406,
+                409,
+                413,
+                415,
+                503,
+                e404="the object to guard does not exist (`code` guarded_object_not_found)",
+                e409="the object already has a quota (`code` conflict)",
+            ),
+        },
+        parameters=[RETRY_AFTER],
         operation_id="quota_create",
     )
     def post(self, request: Request) -> Response:
         serializer = QuotaSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        reference = serializer.validated_data.get("object")
+        guarded = None
+        if reference is not None:
+            guarded = guarded_object_get(reference=reference)
+            if guarded is None:
+                raise GuardedObjectNotFound(f"{reference} does not exist")
         quota = quota_create(
-            limit=serializer.validated_data["limit"],
-            guarded_object=serializer.validated_data.get("object"),
-            owner=request.user,
+            limit=serializer.validated_data["limit"], guarded_object=guarded, owner=request.user
         )
         return Response(_quota_data(quota), status=201)
 
 
 class QuotaDetailView(APIView):
-    @extend_schema(responses={200: QuotaSerializer, **ERRORS}, operation_id="quota_get")
+    @extend_schema(
+        responses={200: QuotaSerializer, **READ_ERRORS},
+        parameters=[RETRY_AFTER],
+        operation_id="quota_get",
+    )
     def get(self, request: Request, quota_id: int) -> Response:
-        quota = get_object_or_404(Quota, pk=quota_id)
+        quota = quota_get(quota_id=quota_id)
+        if quota is None:
+            raise NotFound(f"no quota {quota_id}")
         if not owner_or_perm(request.user, quota, "quotas.view_quota"):
             raise PermissionDenied("you may not see this quota")
         return Response(_quota_data(quota))
@@ -134,25 +155,42 @@ class _QuotaWriteView(WriteView):
 
 
 def quota_write_refusal(request: Request, quota_id: int, *, amounts: list[int]) -> None:
-    """Raise why these writes to a quota are refused: 404, 403, then 400 for a consumption
-    above the limit (it could never be granted); return if nothing is wrong."""
-    quota = get_object_or_404(Quota, pk=quota_id)
+    """Raise why these writes to a quota are refused: 404 guarded_object_not_found, 403,
+    then 409 amount_above_limit for a consumption above the limit (it could never be
+    granted); return if nothing is wrong."""
+    quota = quota_get(quota_id=quota_id)
+    if quota is None:
+        raise GuardedObjectNotFound(f"quota {quota_id} does not exist")
     if not owner_or_perm(request.user, quota, "quotas.consume_quota"):
         raise PermissionDenied("you may not use this quota")
     too_big = [i for i, amount in enumerate(amounts) if amount > quota.limit]
     if too_big and len(amounts) == 1:
-        raise ValidationError({"amount": [f"exceeds the quota's limit of {quota.limit}"]})
-    if too_big:
-        raise ValidationError(
-            {"items": [f"item {too_big[0]}: amount exceeds the quota's limit of {quota.limit}"]}
+        raise AmountAboveLimit(
+            f"amount {amounts[0]} exceeds the quota's limit of {quota.limit}: it can never fit"
         )
+    if too_big:
+        raise AmountAboveLimit(
+            f"item {too_big[0]}: amount {amounts[too_big[0]]} exceeds the quota's limit of "
+            f"{quota.limit}: it can never fit"
+        )
+
+
+CONSUME_RESPONSES = {
+    **WRITE_RESPONSES,
+    409: OpenApiResponse(
+        WRITE_ERRORS[409].response,
+        description="`request_id` already used for a different write (`code` "
+        "request_id_conflict), or an amount above the quota's limit, which can never fit "
+        "(`code` amount_above_limit)",
+    ),
+}
 
 
 @extend_schema_view(
     post=extend_schema(
         request=AmountSerializer,
-        responses=WRITE_RESPONSES,
-        parameters=[WAIT_PARAMETER],
+        responses=CONSUME_RESPONSES,
+        parameters=WRITE_PARAMETERS,
         operation_id="quota_consume",
     )
 )
@@ -167,7 +205,7 @@ class QuotaConsumeView(_QuotaWriteView):
     post=extend_schema(
         request=AmountSerializer,
         responses=WRITE_RESPONSES,
-        parameters=[WAIT_PARAMETER],
+        parameters=WRITE_PARAMETERS,
         operation_id="quota_refill",
     )
 )
@@ -179,7 +217,12 @@ class QuotaRefillView(_QuotaWriteView):
 
 
 class ConsumeBatchSerializer(serializers.Serializer):
-    items = AmountSerializer(many=True, allow_empty=False, max_length=MAX_BATCH_ITEMS)
+    items = serializers.ListField(
+        child=AmountSerializer(),
+        min_length=1,
+        max_length=MAX_BATCH_ITEMS,
+        help_text=f"1-{MAX_BATCH_ITEMS} consumptions, applied in this order",
+    )
 
 
 class BatchAcceptedSerializer(serializers.Serializer):
@@ -198,7 +241,8 @@ class QuotaConsumeBatchView(APIView):
 
     @extend_schema(
         request=ConsumeBatchSerializer,
-        responses={202: BatchAcceptedSerializer, **WRITE_ERRORS},
+        responses={202: BatchAcceptedSerializer, **WRITE_ERRORS, 409: CONSUME_RESPONSES[409]},
+        parameters=[RETRY_AFTER],
         operation_id="quota_consume_batch",
     )
     def post(self, request: Request, quota_id: int) -> Response:

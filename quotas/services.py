@@ -88,6 +88,12 @@ class InvalidAmount(InvalidInput):
     code = "invalid_amount"
 
 
+class AmountAboveLimit(Conflict):
+    """A consumption larger than the quota's limit: it could never be granted (409)."""
+
+    code = "amount_above_limit"
+
+
 class QuotaItem(NamedTuple):
     """One write of a group being applied: its place in the group, the write, its amount."""
 

@@ -50,7 +50,7 @@ class ApiTarget:
 
     base_url: str
     token: str
-    wait: float = 0.0
+    wait: int = 0  # ?wait= seconds: an integer from 0 to 10
     retry_for: float = 30.0
 
 

@@ -1,6 +1,11 @@
 """Reads of images and tags."""
 
-from tagging.models import ImageTag
+from tagging.models import Image, ImageTag
+
+
+def image_get(*, image_id: int) -> Image | None:
+    """The image, or None."""
+    return Image.objects.filter(pk=image_id).first()
 
 
 def image_tag_names(*, image_id: int) -> list[str]:

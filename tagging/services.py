@@ -86,6 +86,10 @@ class TagUnlinkResult:
     absent: list[str]
 
 
+def _refused_char(ch: str) -> bool:
+    return unicodedata.category(ch) in _REFUSED_CATEGORIES and ch not in _ALLOWED_FORMAT_CHARS
+
+
 def tag_name_normalize(name: object) -> str:
     """Return the canonical form of a tag name ("  Cat " -> "cat"), or raise InvalidTagName.
 
@@ -95,10 +99,7 @@ def tag_name_normalize(name: object) -> str:
     if not isinstance(name, str):
         raise InvalidTagName(f"tag names must be strings, got {type(name).__name__}")
     text = unicodedata.normalize("NFKC", name)
-    if any(
-        unicodedata.category(ch) in _REFUSED_CATEGORIES and ch not in _ALLOWED_FORMAT_CHARS
-        for ch in text
-    ):
+    if any(_refused_char(ch) for ch in text):
         raise InvalidTagName(f"tag name {name!r} contains control or unassigned characters")
     text = " ".join(text.split()).casefold()
     if not text:

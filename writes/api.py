@@ -8,7 +8,6 @@ from typing import Any
 
 from django.db import InterfaceError, OperationalError
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -16,6 +15,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api_errors import RETRY_AFTER, error_responses
+from core.api_input import StrictCharField, query_integer
 from core.permissions import owner_or_perm
 from core.throttling import WriteRateThrottle
 from writes.selectors import write_request_get, write_request_wait
@@ -30,18 +31,18 @@ from writes.services import (
 
 logger = logging.getLogger(__name__)
 
-MAX_WAIT_SECONDS = 10.0
+MAX_WAIT_SECONDS = 10
 
 
-class RequestIdField(serializers.RegexField):
+class RequestIdField(StrictCharField):
     """An optional client idempotency key (letters, digits, . _ : -; 1-100 characters)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
-            REQUEST_ID_PATTERN,
+            pattern=REQUEST_ID_PATTERN.pattern,
+            pattern_rule=f"must be {REQUEST_ID_RULE}",
             required=False,
             max_length=100,
-            error_messages={"invalid": REQUEST_ID_RULE},
             help_text=f"idempotency key: {REQUEST_ID_RULE}",
             **kwargs,
         )
@@ -65,25 +66,30 @@ class WriteRequestSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
 
 
-ERRORS = {
-    400: OpenApiResponse(OpenApiTypes.OBJECT, description="invalid input, with the reasons"),
-    401: OpenApiResponse(OpenApiTypes.OBJECT, description="no or bad token"),
-    403: OpenApiResponse(OpenApiTypes.OBJECT, description="not allowed"),
-    404: OpenApiResponse(OpenApiTypes.OBJECT, description="no such object"),
-}
-WRITE_ERRORS = {
-    **ERRORS,
-    409: OpenApiResponse(OpenApiTypes.OBJECT, description="request_id used for another write"),
-    413: OpenApiResponse(OpenApiTypes.OBJECT, description="body too large"),
-    415: OpenApiResponse(OpenApiTypes.OBJECT, description="not JSON"),
-    429: OpenApiResponse(OpenApiTypes.OBJECT, description="too many writes"),
-}
+# The answers every authenticated read can give besides its 200.
+READ_ERRORS = error_responses(401, 403, 404, 406, 503)
+# ... and every write (a POST with a JSON body) besides its 2xx.
+WRITE_ERRORS = error_responses(
+    400,
+    401,
+    403,
+    404,
+    406,
+    409,
+    413,
+    415,
+    429,
+    503,
+    e404="the object written (`code` guarded_object_not_found)",
+    e409="`request_id` already used for a different write (`code` request_id_conflict)",
+)
 WAIT_PARAMETER = OpenApiParameter(
     "wait",
-    OpenApiTypes.NUMBER,
-    description=f"seconds (at most {MAX_WAIT_SECONDS:g}) to wait for the outcome: 200 with "
-    "the final state if known in time, else 202",
+    {"type": "integer", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
+    description=f"seconds (an integer from 0 to {MAX_WAIT_SECONDS}, given at most once) to "
+    "wait for the outcome: 200 with the final state if known in time, else 202",
 )
+WRITE_PARAMETERS = [WAIT_PARAMETER, RETRY_AFTER]
 WRITE_RESPONSES = {
     202: OpenApiResponse(WriteAcceptedSerializer, description="accepted: durable, pending"),
     200: OpenApiResponse(WriteAcceptedSerializer, description="accepted and already final"),
@@ -100,18 +106,9 @@ def request_id_valid(data: dict[str, Any]) -> tuple[bool, str | None]:
     return ok, request_id
 
 
-def wait_seconds(request: Request) -> float:
-    """The `?wait=` query parameter, validated (0 when absent)."""
-    raw = request.query_params.get("wait")
-    if raw in (None, ""):
-        return 0.0
-    try:
-        seconds = float(raw)
-    except ValueError:
-        raise ValidationError({"wait": ["must be a number of seconds"]}) from None
-    if not 0 <= seconds <= MAX_WAIT_SECONDS:
-        raise ValidationError({"wait": [f"must be between 0 and {MAX_WAIT_SECONDS:g} seconds"]})
-    return seconds
+def wait_seconds(request: Request) -> int:
+    """The `?wait=` query parameter: an integer of seconds, 0-10, at most once (0 if absent)."""
+    return query_integer(request, "wait", minimum=0, maximum=MAX_WAIT_SECONDS, default=0)
 
 
 @cache
@@ -150,8 +147,9 @@ class WriteView(APIView):
 
     A subclass names its `kind`, `guard`, `serializer_class` and URL argument (`object_arg`),
     turns validated data into a payload (`payload`), and says precisely why a write was
-    refused (`explain_refusal`: 404, 403 or 400, in that order of precedence, as it raises
-    them also for an invalid body). Its schema is attached to the class with extend_schema.
+    refused (`explain_refusal`: 404 guarded_object_not_found, 403, then 409 for a payload
+    the object can never take, in that order of precedence; 404 and 403 come before 400 for
+    an invalid body too). Its schema is attached to the class with extend_schema.
     """
 
     kind = ""
@@ -171,7 +169,7 @@ class WriteView(APIView):
 
     def explain_refusal(self, request: Request, object_id: int, payload: dict | None) -> None:
         """Raise the API error that says why this write may not be accepted (404, 403, then
-        400 for a payload the object refuses); return if nothing is wrong."""
+        409 for a payload the object can never take); return if nothing is wrong."""
         raise NotImplementedError
 
     def post(self, request: Request, **kwargs: Any) -> Response:
@@ -204,7 +202,18 @@ class WriteView(APIView):
 class WriteRequestDetailView(APIView):
     """What happened to an accepted write."""
 
-    @extend_schema(responses={200: WriteRequestSerializer, **ERRORS}, operation_id="request_get")
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "request_id",
+                {"type": "string", "pattern": REQUEST_ID_PATTERN.pattern, "maxLength": 100},
+                location=OpenApiParameter.PATH,
+            ),
+            RETRY_AFTER,
+        ],
+        responses={200: WriteRequestSerializer, **READ_ERRORS},
+        operation_id="request_get",
+    )
     def get(self, request: Request, request_id: str) -> Response:
         write = write_request_get(request_id=request_id)
         if write is None:

@@ -273,7 +273,15 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "racefree API",
-    "DESCRIPTION": "Enqueue race-free tag additions and quota consumptions; follow each request.",
+    "DESCRIPTION": (
+        "Enqueue race-free tag additions and quota consumptions; follow each request.\n\n"
+        "The schema declares every limit the server enforces (a tag name's Unicode rules, "
+        "which no compact pattern holds, in words in its description). Request bodies are "
+        "JSON with "
+        'strict types: no value is coerced ("5" is not 5, 0 is not "0", true is not 1). '
+        "Body fields the schema does not name are ignored, not refused. Every error is JSON: "
+        '`{"detail", "code"}` (and the field errors for invalid input).'
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

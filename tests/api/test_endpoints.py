@@ -77,7 +77,8 @@ def test_tag_write_answers_202_with_where_to_follow_it(local_api):
     [
         ({"tags": []}, "tags"),
         ({"tags": [f"t{i}" for i in range(51)]}, "tags"),
-        ({"tags": ["ok", ""]}, "empty"),
+        ({"tags": ["ok", ""]}, "blank"),
+        ({"tags": ["   "]}, "white space"),
         ({"tags": ["x" * 65]}, "64"),
         ({"tags": ["bad\u0007name"]}, "control"),
         ({"tags": ["bad\u0000name"]}, "Null"),
@@ -95,8 +96,9 @@ def test_bad_tag_writes_are_refused_before_anything_is_enqueued(local_api, body,
 
 
 def test_unknown_image_is_404_before_anything_is_enqueued(local_api):
-    assert_error(local_api.get("/api/images/999999/"), 404)
-    assert_error(local_api.post("/api/images/999999/tags/", {"tags": ["cat"]}), 404)
+    assert assert_error(local_api.get("/api/images/999999/"), 404)["code"] == "not_found"
+    body = assert_error(local_api.post("/api/images/999999/tags/", {"tags": ["cat"]}), 404)
+    assert body["code"] == "guarded_object_not_found"
     assert not WriteRequest.objects.exists()
 
 
@@ -104,6 +106,7 @@ def test_bad_image_create(local_api):
     assert_error(local_api.post("/api/images/", {}), 400, "title")
     assert_error(local_api.post("/api/images/", {"title": "x" * 201}), 400, "title")
     assert_error(local_api.post("/api/images/", {"title": "   "}), 400)
+    assert assert_error(local_api.post("/api/images/", {"title": 0}), 400)["code"] == "wrong_type"
 
 
 # --- quotas -----------------------------------------------------------------------------------
@@ -123,16 +126,17 @@ def test_quota_guarding_an_object(local_api):
         local_api.post("/api/quotas/", {"limit": 3, "object": f"tagging.image:{image['id']}"}), 409
     )
     assert body["code"] == "conflict"
-    assert_error(
-        local_api.post("/api/quotas/", {"limit": 3, "object": "tagging.image:999999"}), 400
+    missing = assert_error(
+        local_api.post("/api/quotas/", {"limit": 3, "object": "tagging.image:999999"}), 404
     )
+    assert missing["code"] == "guarded_object_not_found"
     assert_error(
         local_api.post("/api/quotas/", {"limit": 3, "object": "auth.user:1"}), 400, "model"
     )
     assert_error(local_api.post("/api/quotas/", {"limit": 3, "object": "nonsense"}), 400)
 
 
-@pytest.mark.parametrize("limit", [-1, "ten", None, 10**16, 1.5])
+@pytest.mark.parametrize("limit", [-1, "ten", None, 10**16, 1.5, "5", True])
 def test_bad_quota_limits(local_api, limit):
     assert_error(local_api.post("/api/quotas/", {"limit": limit}), 400, "limit")
 
@@ -168,9 +172,10 @@ def test_the_same_request_id_twice_is_one_request_applied_once(api):
     [
         ({"amount": 0}, "amount"),
         ({"amount": -1}, "amount"),
-        ({"amount": 11}, "limit"),
         ({"amount": 10**13}, "amount"),
         ({"amount": "one"}, "amount"),
+        ({"amount": "2"}, "amount"),
+        ({"amount": True}, "amount"),
         ({"amount": 1.5}, "amount"),
         ({"amount": 1, "request_id": ""}, "request_id"),
     ],
@@ -181,9 +186,22 @@ def test_bad_consumptions_are_refused_before_anything_is_enqueued(local_api, bod
     assert not WriteRequest.objects.exists()
 
 
+def test_an_amount_above_the_limit_can_never_fit_409(local_api):
+    quota = create_quota(local_api, limit=10)
+    path = f"/api/quotas/{quota['id']}/consume/"
+    body = assert_error(local_api.post(path, {"amount": 11}), 409, "limit of 10")
+    assert body["code"] == "amount_above_limit"
+    batch = assert_error(
+        local_api.post(f"{path}batch/", {"items": [{"amount": 10}, {"amount": 11}]}), 409, "item 1"
+    )
+    assert batch["code"] == "amount_above_limit"
+    assert not WriteRequest.objects.exists()
+
+
 def test_unknown_quota_is_404_before_anything_is_enqueued(local_api):
-    assert_error(local_api.get("/api/quotas/999999/"), 404)
-    assert_error(local_api.post("/api/quotas/999999/consume/", {"amount": 1}), 404)
+    assert assert_error(local_api.get("/api/quotas/999999/"), 404)["code"] == "not_found"
+    body = assert_error(local_api.post("/api/quotas/999999/consume/", {"amount": 1}), 404)
+    assert body["code"] == "guarded_object_not_found"
     assert not WriteRequest.objects.exists()
 
 
@@ -227,7 +245,7 @@ def test_a_batch_of_consumptions_is_applied_in_item_order_each_with_its_outcome(
         ({}, "items"),
         ({"items": [{"amount": 1}] * 501}, "items"),
         ({"items": [{"amount": 1}, {"amount": 0}]}, "amount"),
-        ({"items": [{"amount": 11}]}, "limit"),
+        ({"items": [{"amount": "1"}]}, "amount"),
         ({"items": [{"amount": 1, "request_id": "bad id"}]}, "request_id"),
     ],
 )
@@ -245,12 +263,13 @@ def test_a_batch_reusing_a_request_id_for_another_write_is_refused_whole(local_a
     )
     assert body["code"] == "request_id_conflict"
     assert not WriteRequest.objects.exists()
-    assert_error(
+    missing = assert_error(
         local_api.post("/api/quotas/999999/consume/batch/", {"items": [{"amount": 1}]}), 404
     )
+    assert missing["code"] == "guarded_object_not_found"
 
 
-@pytest.mark.parametrize("wait", ["abc", "-1", "11", "nan"])
+@pytest.mark.parametrize("wait", ["abc", "-1", "11", "nan", "1.5", ""])
 def test_bad_wait_values(local_api, wait):
     quota = create_quota(local_api)
     assert_error(local_api.post(f"/api/quotas/{quota['id']}/consume/?wait={wait}", {}), 400, "wait")
