@@ -434,9 +434,6 @@ def _latency_flatness(chunks: list[dict], faults: list[dict]) -> dict[str, Any]:
 
 def summary_text(results: dict[str, Any]) -> str:
     audit, memory, latency = results["audit"], results["memory"], results["latency"]
-    refused = sum(chunk["status_other"] + chunk["socket_errors"] for chunk in results["chunks"])
-    final = sum(n for state, n in audit["rows_by_state"].items() if state != "pending")
-    unanswered = max(0, final - audit["accepted"])
     lines = [
         f"{results['minutes']:g} min at {results['offered_per_s']:.0f}/s "
         f"(peak {results['peak_per_s']:.0f}/s): "
