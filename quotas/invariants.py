@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.db import connection
-from django.db.models import F, Q, QuerySet, Sum
+from django.db.models import F, Q, QuerySet
 
+from core.bulk_sql import in_list
 from quotas.models import Quota, QuotaLedgerEntry
 from quotas.services import KIND_CONSUME, KIND_REFILL
 from writes.models import WriteRequest
@@ -28,19 +29,30 @@ def remaining_within_limit(ids: Sequence[int] | None) -> tuple[bool, str]:
 
 
 def ledger_matches_remaining(ids: Sequence[int] | None) -> tuple[bool, str]:
-    """limit + sum(ledger deltas) == remaining: granted + remaining == limit, no update lost."""
-    sums = dict(
-        _ledger(ids)
-        .values("quota_id")
-        .annotate(total=Sum("delta"))
-        .values_list("quota_id", "total")
-    )
-    bad = [
-        q.pk
-        for q in _quotas(ids).only("pk", "limit", "remaining")
-        if q.limit + (sums.get(q.pk) or 0) != q.remaining
-    ]
-    return not bad, f"{len(bad)} quotas disagree with their ledger" if bad else "all quotas"
+    """limit + sum(ledger deltas) == remaining: granted + remaining == limit, no update lost.
+    One statement, so one snapshot: a group applied between two reads cannot look like a
+    disagreement."""
+    quota_table, ledger_table = Quota._meta.db_table, QuotaLedgerEntry._meta.db_table
+    limit = connection.ops.quote_name("limit")
+    where, params = "", []
+    if ids is not None:
+        where, params = in_list("q.id", ids) if ids else ("1 = 0", [])
+        where = f"WHERE {where}"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT q.id, q.remaining, q.{limit} + COALESCE(SUM(l.delta), 0) FROM {quota_table} q "
+            f"LEFT JOIN {ledger_table} l ON l.quota_id = q.id {where} "
+            f"GROUP BY q.id HAVING q.{limit} + COALESCE(SUM(l.delta), 0) <> q.remaining "
+            "ORDER BY q.id",
+            params,
+        )
+        bad = [
+            f"quota {pk}: remaining {remaining}, ledger says {expected}"
+            for pk, remaining, expected in cursor.fetchall()
+        ]
+    if not bad:
+        return True, "all quotas"
+    return False, f"{len(bad)} quotas disagree with their ledger ({'; '.join(bad[:3])})"
 
 
 def no_half_written_ledger_rows(ids: Sequence[int] | None) -> tuple[bool, str]:

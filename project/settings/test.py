@@ -13,8 +13,11 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # The tests own Redis databases 14 (broker) and 15 (cache, leases): they flush them freely.
 # Under pytest-xdist each worker owns its own pair (as it owns its own test database), so
 # that parallel tests never flush each other's queues or leases.
-_XDIST_REDIS_DBS = {"gw0": (14, 15), "gw1": (8, 9), "gw2": (6, 7), "gw3": (4, 5)}
-_broker_db, _cache_db = _XDIST_REDIS_DBS[os.environ.get("PYTEST_XDIST_WORKER", "gw0")]
+# TEST_REDIS_SLOT shifts the pairs, for two checkouts tested at once on one machine
+# (with different DATABASE_URL names as well).
+_REDIS_DB_PAIRS = [(14, 15), (8, 9), (6, 7), (4, 5), (2, 3), (10, 11), (12, 13)]
+_slot = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+_broker_db, _cache_db = _REDIS_DB_PAIRS[_slot + env.int("TEST_REDIS_SLOT", default=0)]
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=f"redis://127.0.0.1:6379/{_broker_db}")
 REDIS_URL = env.str("REDIS_URL", default=f"redis://127.0.0.1:6379/{_cache_db}")
 CACHES["default"]["LOCATION"] = REDIS_URL  # noqa: F405
