@@ -68,14 +68,26 @@ if [ $# -gt 0 ]; then
   say "pytest $*"
   python -m pytest "$@"
 else
+  # Beside the main run (its test database is test_racefree, theirs test_racefree_gw0/1;
+  # its Redis databases TEST_REDIS_SLOT=2): the partition tests again with RabbitMQ.
+  say "pytest: the partition tests with the RabbitMQ broker, in the background"
+  CELERY_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// TEST_REDIS_SLOT=2 \
+    python -m pytest -p no:cacheprovider tests/e2e/test_partitions.py \
+    -k "rabbitmq or (4000 and message) or twice or bypassed" > var/pytest-rabbitmq.log 2>&1 &
+  rabbitmq_run=$!
+  trap 'kill "$rabbitmq_run" 2>/dev/null || true' EXIT
   say "pytest (Redis broker), in parallel: everything but the fault injection"
   python -m pytest "${parallel[@]}" -m "not faults" --durations=15
+  say "pytest with RabbitMQ (var/pytest-rabbitmq.log)"
+  if ! wait "$rabbitmq_run"; then
+    cat var/pytest-rabbitmq.log
+    die "the partition tests failed with the RabbitMQ broker (above)"
+  fi
+  trap - EXIT
+  tail -n 1 var/pytest-rabbitmq.log
   # They restart Redis and PostgreSQL and terminate sessions: nothing may run beside them.
   say "pytest (Redis broker): fault injection, alone"
   python -m pytest -m faults --durations=5
-  say "pytest: the partition tests again with the RabbitMQ broker"
-  CELERY_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// python -m pytest tests/e2e/test_partitions.py \
-    -k "rabbitmq or (4000 and message) or twice or bypassed"
   # Benchmarks are not timed tests: this only proves the benchmark runs end to end
   # (tiny sizes, Redis only). The real run: python benchmarks/run.py --docs
   say "benchmark smoke (python benchmarks/run.py --smoke --brokers redis)"
