@@ -2,7 +2,7 @@
 minutes, watching memory, latency and the backlog over time (issue 11).
 
     python benchmarks/soak.py                          # 30 minutes, a fault every 5
-    python benchmarks/soak.py --minutes 2 --fault-every 0.75   # the CI version
+    python benchmarks/soak.py --minutes 2 --fault-every 0.75   # the short version (not in CI: its time)
     python benchmarks/soak.py --from-json benchmarks/results/soak.json --docs
 
 One stack as docker-compose deploys it (the API, Flower, and --processes elastic partition
