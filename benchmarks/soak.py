@@ -2,7 +2,7 @@
 minutes, watching memory, latency and the backlog over time (issue 11).
 
     python benchmarks/soak.py                          # 30 minutes, a fault every 5
-    python benchmarks/soak.py --minutes 2 --fault-every 0.75   # the short version (not in CI: its time)
+    python benchmarks/soak.py --minutes 2 --fault-every 0.75   # short (not in CI: its time)
     python benchmarks/soak.py --from-json benchmarks/results/soak.json --docs
 
 One stack as docker-compose deploys it (the API, Flower, and --processes elastic partition
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SOAK_DB = "racefree_bench_soak"
-LOAD_SCRIPT = ROOT / "benchmarks" / "soak.lua"
+LOAD_SCRIPT = ROOT / "benchmarks" / "web" / "load.lua"
 SECTION = ("<!-- soak -->", "<!-- /soak -->")
 CHART = "soak.png"
 FAULTS = ("SIGKILL owner", "Redis restart", "PostgreSQL restart")
@@ -198,8 +198,8 @@ def _wrk(
         "BENCH_TOKEN": token,
         "BENCH_THREADS": "2",
         "BENCH_RATE": str(rate or 0),
-        "SOAK_PATHS": ",".join(paths),
-        "SOAK_RUN": f"{run_id}-{int(time.time())}",
+        "BENCH_PATHS": ",".join(paths),
+        "BENCH_RUN": f"{run_id}-{int(time.time())}",
     }
     argv = [
         "wrk",

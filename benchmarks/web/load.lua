@@ -1,9 +1,16 @@
--- wrk script of the HTTP benchmark: POST one JSON body with a token, count statuses, print a
--- JSON summary. Environment: BENCH_TOKEN, BENCH_BODY, and optionally BENCH_RATE (requests
--- per second over all BENCH_THREADS threads; unset = as fast as possible).
+-- wrk script of the HTTP benchmark and the soak: POST JSON with a token, count statuses,
+-- print a JSON summary. Environment: BENCH_TOKEN; BENCH_BODY (one body for every request)
+-- or BENCH_PATHS (a mix: comma-separated paths, repeated for weight, each request with its
+-- own request_id prefixed by BENCH_RUN); optionally BENCH_RATE (requests per second over all
+-- BENCH_THREADS threads; unset = as fast as possible).
 local token = os.getenv("BENCH_TOKEN") or ""
 local rate = tonumber(os.getenv("BENCH_RATE") or "0")
 local threads_n = tonumber(os.getenv("BENCH_THREADS") or "1")
+local run = os.getenv("BENCH_RUN") or "bench"
+local paths = {}
+for path in string.gmatch(os.getenv("BENCH_PATHS") or "", "[^,]+") do
+  table.insert(paths, path)
+end
 
 wrk.method = "POST"
 wrk.body = os.getenv("BENCH_BODY") or "{}"
@@ -11,8 +18,31 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Token " .. token
 
 local threads = {}
+local next_id = 0
 function setup(thread)
+  next_id = next_id + 1
+  thread:set("tid", next_id)
   table.insert(threads, thread)
+end
+
+if #paths > 0 then
+  local counter = 0
+  function init(args)
+    math.randomseed(tid * 7919 + os.time())
+  end
+
+  function request()
+    counter = counter + 1
+    local path = paths[math.random(#paths)]
+    local rid = run .. "-" .. tid .. "-" .. counter
+    local body
+    if string.find(path, "/tags/") then
+      body = '{"tags": ["t' .. math.random(20) .. '"], "request_id": "' .. rid .. '"}'
+    else
+      body = '{"request_id": "' .. rid .. '"}'
+    end
+    return wrk.format("POST", path, nil, body)
+  end
 end
 
 n200, n202, nother = 0, 0, 0
