@@ -164,7 +164,7 @@ def _http(args: argparse.Namespace) -> None:
             "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "smoke": args.smoke,
             **measure.run_all(
-                seconds=3 if args.smoke else 15, idle_requests=20 if args.smoke else 200
+                seconds=1 if args.smoke else 15, idle_requests=10 if args.smoke else 200
             ),
         }
         out = Path(args.out)

@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from django.conf import settings
 from django.db.models import Count
 
 from stress.audit import burst_audit
@@ -72,7 +73,7 @@ def test_4000_writes_from_4_producers_are_applied_once_in_order(deploy, dispatch
         .annotate(workers=Count("applied_by", distinct=True))
         .values_list("partition", "workers")
     )
-    assert len(by_partition) == 8 and set(by_partition.values()) == {1}
+    assert len(by_partition) == settings.WRITE_PARTITIONS and set(by_partition.values()) == {1}
 
 
 @redis_only
