@@ -70,11 +70,13 @@ if [ $# -gt 0 ]; then
   python -m pytest "$@"
 else
   # Beside the main run (its test database is test_racefree, theirs test_racefree_gw0/1;
-  # its Redis databases TEST_REDIS_SLOT=2): the partition tests again with RabbitMQ.
+  # its Redis databases TEST_REDIS_SLOT=2): the partition tests again with RabbitMQ, and
+  # hosts sharing the partitions (join, leave, a host killed) on RabbitMQ.
   say "pytest: the partition tests with the RabbitMQ broker, in the background"
   CELERY_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// TEST_REDIS_SLOT=2 \
-    python -m pytest -p no:cacheprovider tests/e2e/test_partitions.py \
-    -k "rabbitmq or (4000 and message) or twice or bypassed" > var/pytest-rabbitmq.log 2>&1 &
+    python -m pytest -p no:cacheprovider tests/e2e/test_partitions.py tests/e2e/test_scale_out.py \
+    -k "rabbitmq or (4000 and message) or twice or bypassed or join_and_leave or killed_mid_burst" \
+    > var/pytest-rabbitmq.log 2>&1 &
   rabbitmq_run=$!
   trap 'kill "$rabbitmq_run" 2>/dev/null || true' EXIT
   say "pytest (Redis broker), in parallel: everything but the fault injection"
@@ -90,10 +92,11 @@ else
   say "pytest (Redis broker): fault injection, alone"
   python -m pytest -m faults --durations=5
   # Benchmarks are not timed tests: this only proves the benchmark runs end to end
-  # (tiny sizes, Redis only). The real run: python benchmarks/run.py --docs
-  say "benchmark smoke (python benchmarks/run.py --smoke --brokers redis)"
-  python benchmarks/run.py --smoke --brokers redis --out var/benchmark-smoke
-  say "HTTP benchmark smoke (python benchmarks/run.py --http --smoke)"
-  python benchmarks/run.py --http --smoke --out var/benchmark-smoke
+  # (tiny sizes, Redis only, fewer processes). The real run: python benchmarks/run.py --docs
+  say "benchmark smoke (python benchmarks/run.py --smoke --brokers redis --workers 1 --producers 2)"
+  python benchmarks/run.py --smoke --brokers redis --workers 1 --producers 2 \
+    --out var/benchmark-smoke
+  say "HTTP benchmark smoke (WRITE_PARTITIONS=2 python benchmarks/run.py --http --smoke)"
+  WRITE_PARTITIONS=2 python benchmarks/run.py --http --smoke --out var/benchmark-smoke
 fi
 say "all checks passed in $(( $(date +%s) - started ))s"
