@@ -27,10 +27,12 @@ stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   say "Installing pinned dependencies (pyproject.toml)"
   mkdir -p var
-  # uv installs the same pins in ~10 s where pip takes 25-90 s on 2 cores (measured on a fresh
-  # clone); pip remains the fallback when uv cannot be had or fails.
+  # uv installs the same pins in ~18 s where pip takes 25-90 s on 2 cores (measured on a fresh
+  # clone); pip remains the fallback when uv cannot be had or fails. --compile-bytecode, as
+  # pip does: where PYTHONDONTWRITEBYTECODE is set (this machine) nothing writes .pyc later,
+  # and every process would compile its imports again (the suite took twice as long).
   with_uv() { .venv/bin/python -m pip install uv==0.13.9 &&
-              .venv/bin/uv pip install --python .venv/bin/python -e ".[dev]"; }
+              .venv/bin/uv pip install --compile-bytecode --python .venv/bin/python -e ".[dev]"; }
   with_pip() { .venv/bin/python -m pip install --upgrade pip &&
                .venv/bin/python -m pip install -e ".[dev]"; }
   if ! { with_uv || { echo "uv failed: pip instead"; with_pip; }; } > var/pip-install.log 2>&1; then
